@@ -1,0 +1,198 @@
+"""The ``docvlm`` command: one subcommand per verb, each a thin call into a module.
+
+Config values are overridden with ``--section.key value`` after the positional arguments, e.g.
+``docvlm train configs/qwen2_vl/htr_lora.yaml --train.learning_rate 1e-4 --data.datasets.0.max_pixels 200000``.
+A user mistake ends with one ``error:`` line and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from docvlm.errors import DocVLMError
+
+EXIT_USER_ERROR = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("docvlm").setLevel(logging.INFO)
+
+
+def cmd_train(args, overrides: list[str]) -> int:
+    from docvlm.config import load_config
+    from docvlm.train.trainer import run_training
+
+    cfg = load_config(args.config, overrides)
+    summary = run_training(cfg, resume=args.resume)
+    print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
+          f"weights in {summary['saved_to']}; best eval CER: {summary['best_eval_cer']}")
+    return 0
+
+
+def cmd_evaluate(args, overrides: list[str]) -> int:
+    from docvlm.evaluate.scoring import evaluate_run, format_table
+
+    results = evaluate_run(args.run, overrides)
+    print(format_table(results))
+    print(f"metrics written to {Path(args.run) / 'metrics'}")
+    return 0
+
+
+def cmd_predict(args, overrides: list[str]) -> int:
+    from docvlm.config import DataConfig, DatasetConfig
+    from docvlm.data.schema import PixelBudget
+    from docvlm.data.sources import load_split
+    from docvlm.models.loading import is_run_dir, load_tuned
+    from docvlm.models.prompting import pixel_budget_of
+    from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
+    from docvlm.runs import load_run_config
+
+    target = Path(args.model)
+    cfg = load_run_config(target, overrides) if is_run_dir(target) else None
+    loaded = load_tuned(args.model, cfg.model if cfg else None)
+    # Default: the pixel budget saved with the weights, i.e. the one the model was trained with.
+    saved = pixel_budget_of(loaded.processor, loaded.spec)
+    budget = PixelBudget(args.min_pixels or saved.min_pixels, args.max_pixels or saved.max_pixels)
+    generation = cfg.generation if cfg else None
+    batch_size = args.batch_size or (generation.batch_size if generation else 8)
+    max_new_tokens = args.max_new_tokens or (generation.max_new_tokens if generation else 256)
+    prompt = args.prompt or (cfg.data.datasets[0].prompt if cfg else DatasetConfig().prompt)
+    on_bad = args.on_bad_sample or (cfg.data.on_bad_sample if cfg else "error")
+    if args.split:
+        if cfg is None:
+            raise DocVLMError("--split needs a run folder (its config names the datasets)")
+        role = {"train": "train", "eval": "eval", "validation": "eval", "test": "test"}.get(args.split)
+        if role is None:
+            raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
+        data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad})
+        samples = load_split(cfg.data.datasets[0], role, data)
+        if samples is None:
+            raise DocVLMError(f"the run's dataset has no {args.split} split configured")
+    else:
+        if not args.inputs:
+            raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
+        samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens)
+    output = Path(args.output) if args.output else (
+        target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
+    write_predictions(rows, output)
+    skipped = skip_summary(samples)["skipped_total"]
+    print(f"{len(rows)} predictions written to {output}" + (f" ({skipped} inputs skipped)" if skipped else ""))
+    return 0
+
+
+def cmd_demo(args, overrides: list[str]) -> int:
+    from docvlm.demo import run_demo
+
+    run_demo(output=args.output, family=args.family, overrides=overrides)
+    return 0
+
+
+def cmd_config(args, overrides: list[str]) -> int:
+    from docvlm.config import field_docs, load_config, save_config
+
+    if args.action == "fields":
+        for key, type_name, default, doc in field_docs():
+            print(f"{key}  ({type_name}, default {default!r})\n    {doc}")
+        return 0
+    cfg = load_config(args.config, overrides)
+    if args.action == "check":
+        print(f"{args.config}: valid")
+        return 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_config(cfg, Path(tmp) / "config.yaml")
+        print((Path(tmp) / "config.yaml").read_text(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docvlm", description=__doc__.splitlines()[0],
+                                     epilog="Any config value can be overridden: --section.key value")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log library messages too")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="fine-tune a model as a config says; writes a run folder")
+    train.add_argument("config", help="YAML config file")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score the base and the tuned model of a run (CER/WER)")
+    evaluate.add_argument("run", help="run folder written by 'docvlm train'")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="batched inference; writes predictions.jsonl")
+    predict.add_argument("model", help="run folder, adapter folder, model folder or hub id")
+    predict.add_argument("inputs", nargs="*", help="image files, folders of images, or .jsonl manifests")
+    predict.add_argument("--split", help="predict a split (train/eval/test) of the run's dataset instead")
+    predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl)")
+    predict.add_argument("--batch-size", type=int, help="images per generation batch")
+    predict.add_argument("--max-new-tokens", type=int, help="longest answer")
+    predict.add_argument("--prompt", help="instruction (default: the run's dataset prompt)")
+    predict.add_argument("--min-pixels", type=int, help="override the saved pixel budget")
+    predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
+    predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
+    predict.set_defaults(func=cmd_predict)
+
+    demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
+    demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
+    demo.add_argument("--family", default="qwen2_vl", help="model family of the tiny model")
+    demo.set_defaults(func=cmd_demo)
+
+    config = commands.add_parser("config", help="show, check or document configs")
+    config.add_argument("action", choices=["show", "check", "fields"])
+    config.add_argument("config", nargs="?", help="YAML config file")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+TOP_LEVEL_KEYS = ("run_name", "output_root")
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate ``--section.key value`` overrides from the command's own arguments.
+
+    Done before argparse so an override's value is never taken for a positional input.
+    """
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        token = argv[i]
+        name = token[2:].split("=", 1)[0] if token.startswith("--") else ""
+        if name and ("." in name or name in TOP_LEVEL_KEYS):
+            takes_next = "=" not in token and i + 1 < len(argv)
+            overrides += argv[i:i + (2 if takes_next else 1)]
+            i += 2 if takes_next else 1
+        else:
+            rest.append(token)
+            i += 1
+    return rest, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, overrides = split_overrides(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)} (config overrides look like --section.key value)")
+    extra = overrides
+    _setup_logging(args.verbose)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args, extra)
+    except DocVLMError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

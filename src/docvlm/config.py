@@ -1,0 +1,433 @@
+"""One typed configuration for every command.
+
+The config is a tree of dataclasses. Each field carries a docstring (the string literal below it),
+which ``docvlm config fields`` prints, so the YAML keys and their meaning are documented in one
+place. Values come from a YAML file and then from ``--section.key value`` overrides; both paths go
+through :func:`from_dict`, which rejects unknown keys and wrong types with the dotted key in the
+message. The resolved config is written into every run folder (``config.yaml``) so later commands
+never need the user to retype anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import re
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from docvlm.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "Qwen/Qwen2-VL-2B-Instruct"
+    """Hub id or local folder of the base model (loaded through transformers' Auto classes)."""
+    family: str | None = None
+    """Model family spec to use; detected from ``config.model_type`` when empty."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the base model."""
+    trust_remote_code: bool = False
+    """Allow code from the model repository to run. Off unless you trust the repository."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Weight dtype: ``auto`` is bf16 on a GPU that supports it and fp32 on CPU."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    """Attention kernel; ``flash_attention_2`` needs the flash-attn package and a GPU."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: list[str] | str | None = None
+    """Module names (list) or one regex over full module names (string). Empty: the family's
+    default linear layers of every component that is not frozen."""
+    use_dora: bool = False
+    """Weight-decomposed LoRA (DoRA)."""
+    use_rslora: bool = False
+    """Rank-stabilised scaling alpha / sqrt(r)."""
+
+
+@dataclass
+class TuningConfig:
+    method: Literal["full", "lora", "qlora"] = "lora"
+    """``full`` trains all unfrozen weights; ``lora`` adds adapters; ``qlora`` adds adapters to a
+    4-bit NF4 base (bitsandbytes, CUDA only)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Adapter settings for ``lora`` and ``qlora``."""
+    freeze_vision: bool = True
+    """Keep the vision encoder fixed (no gradient, no adapters)."""
+    freeze_projector: bool = False
+    """Keep the vision-to-language projector fixed."""
+    freeze_language: bool = False
+    """Keep the language model fixed."""
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "data"
+    """Short label used in file names and tables."""
+    source: str = ""
+    """Hub dataset id, a local ``datasets`` folder, a JSONL manifest, or a folder of
+    ``<split>.jsonl`` manifests."""
+    format: Literal["auto", "hf", "jsonl"] = "auto"
+    """How to read ``source``; ``auto`` picks jsonl for ``.jsonl`` files and folders holding them."""
+    task: Literal["transcription"] = "transcription"
+    """What the target is; decides the metric."""
+    prompt: str = "Transcribe the text in this image."
+    """User instruction sent with every image of this dataset."""
+    image_column: str = "image"
+    """Column (or JSONL key) holding the image; a path relative to the manifest for JSONL."""
+    text_column: str = "text"
+    """Column (or JSONL key) holding the target text."""
+    id_column: str | None = None
+    """Column holding a sample id; empty: ``<split>-<row>``."""
+    group_column: str | None = None
+    """Column used to group samples in reports (document, hand, manuscript...)."""
+    language_column: str | None = None
+    """Column holding the sample language."""
+    train_split: str | None = "train"
+    """Split used for training; empty: this dataset is not trained on."""
+    eval_split: str | None = "validation"
+    """Split used for evaluation during training."""
+    test_split: str | None = "test"
+    """Held-out split scored by ``docvlm evaluate``."""
+    train_select: str | None = None
+    """Row range ``start:end`` taken from the training split (after shuffling)."""
+    eval_select: str | None = None
+    """Row range taken from the evaluation split."""
+    test_select: str | None = None
+    """Row range taken from the test split."""
+    shuffle_seed: int | None = None
+    """Shuffle every split with this seed before selecting rows; empty: keep the file order."""
+    min_pixels: int | None = None
+    """Smallest image area (pixels) after resizing; empty: the processor's default."""
+    max_pixels: int | None = None
+    """Largest image area (pixels) after resizing; empty: the processor's default (Qwen: ~1 MP).
+    This is the visual-token budget: tokens = pixels / (patch * merge)^2."""
+
+
+@dataclass
+class DataConfig:
+    datasets: list[DatasetConfig] = field(default_factory=lambda: [DatasetConfig()])
+    """The datasets of this run, each with its own prompt and pixel budget."""
+    on_bad_sample: Literal["error", "skip"] = "error"
+    """``error`` stops at the first unusable sample; ``skip`` drops it and counts it in the run's
+    ``data_report.json``."""
+    warn_visual_tokens: int = 2048
+    """Warn when one image produces more visual tokens than this."""
+    max_length: int | None = None
+    """Longest allowed sequence in tokens; a longer sample is reported (error or counted skip),
+    never truncated, because cutting image placeholders breaks the model."""
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 1e-4
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    num_epochs: float = 1.0
+    """Epochs over the training split (ignored when ``max_steps`` > 0)."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1: use ``num_epochs``."""
+    batch_size: int = 1
+    """Samples per device per forward pass."""
+    gradient_accumulation_steps: int = 8
+    """Forward passes per optimizer step."""
+    warmup: float = 0.03
+    """Warmup: a fraction of all steps when below 1, else a number of steps."""
+    lr_scheduler: str = "cosine"
+    """transformers scheduler name (cosine, linear, constant_with_warmup, ...)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    logging_steps: int = 10
+    """Log loss and learning rate every N steps."""
+    eval_steps: int = 200
+    """Evaluate (loss and generation CER) every N steps; 0 disables evaluation."""
+    eval_max_samples: int = 64
+    """Cap on evaluation samples used for the generation-based CER during training."""
+    save_steps: int = 200
+    """Write a checkpoint every N steps (a multiple of ``eval_steps`` when evaluating)."""
+    save_total_limit: int = 3
+    """Keep at most this many checkpoints (the best one is always kept)."""
+    seed: int = 42
+    """Seed for shuffling, dropout and initialisation of adapters."""
+    dataloader_workers: int = 0
+    """Worker processes that decode images."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Trainer loggers (tensorboard, wandb, none)."""
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 256
+    """Longest generated answer."""
+    batch_size: int = 8
+    """Samples per generation batch (left-padded)."""
+    num_beams: int = 1
+    """1: greedy decoding."""
+
+
+@dataclass
+class EvalConfig:
+    split: Literal["test", "eval"] = "test"
+    """Which split of each dataset ``docvlm evaluate`` scores: its ``test_split`` or ``eval_split``."""
+    max_samples: int | None = None
+    """Cap on scored samples per dataset; empty: all."""
+
+
+@dataclass
+class Config:
+    run_name: str = "run"
+    """Name of the run folder."""
+    output_root: str = "runs"
+    """Folder that holds run folders."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Base model."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    """What is trained and how."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Datasets and sample checks."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Optimisation, evaluation and checkpointing."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """Decoding for evaluation and prediction."""
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    """What ``docvlm evaluate`` scores."""
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_root) / self.run_name
+
+
+# --------------------------------------------------------------------------------------------
+# Building a config from plain data, with errors that name the key
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from nested dicts, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {_describe(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = _join(where, unknown[0])
+        raise ConfigError(f"unknown config key '{key}' (valid keys here: {', '.join(fields)})")
+    values = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {_describe(value)}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"config key '{key}': {value!r} is not one of {choices}")
+        return value
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}': expected a list, got {_describe(value)}")
+        return [_convert(item_type, item, f"{key}.{i}") for i, item in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        # PyYAML reads "1e-4" as a string (YAML 1.1 wants "1.0e-4"); accept what Python accepts.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Any:
+        return value
+    raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {_describe(value)}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(t) for t in typing.get_args(tp) if t is not type(None))
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML files and command-line overrides
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults) and apply ``--dotted.key value`` overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for key, value in parse_overrides(overrides or []):
+        set_dotted(data, key, value)
+    try:
+        return from_dict(Config, data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}" if path else str(error)) from None
+
+
+def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
+    """``['--train.learning_rate', '1e-4', '--a.b=c']`` -> ``[('train.learning_rate', '1e-4'), ...]``.
+
+    Values are read as YAML scalars or flow collections (``true``, ``3``, ``[q_proj, v_proj]``).
+    """
+    pairs, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"expected a --section.key override, got '{arg}'")
+        if "=" in arg:
+            key, raw = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override '{arg}' has no value")
+            key, raw = arg[2:], args[i + 1]
+            i += 2
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        pairs.append((key.replace("-", "_"), value))
+    return pairs
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists, creating mappings on the way; lists must exist."""
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            node = _list_item(node, part, here)
+            continue
+        if node.get(part) is None:
+            if part == "datasets":
+                # Overriding a dataset field without a YAML file: start from one default dataset.
+                node[part] = [{}]
+            else:
+                node[part] = {}
+        node = node[part]
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override '{key}': '{here}' is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _index(node, last, key)
+        node[index] = value
+    else:
+        node[last] = value
+
+
+def _list_item(node: list, part: str, here: str) -> Any:
+    index = _index(node, part, here)
+    if node[index] is None:
+        node[index] = {}
+    return node[index]
+
+
+def _index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override '{key}': '{part}' is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Field documentation, read from the attribute docstrings above
+
+
+def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """``(dotted key, type, default, doc)`` for every leaf field, in declaration order."""
+    docs = _attribute_docstrings(cls)
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(field_docs(tp, key))
+            continue
+        if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            rows.extend(field_docs(typing.get_args(tp)[0], f"{key}.N"))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((key, _type_name(tp) if not typing.get_origin(tp) is Literal else
+                     " | ".join(map(str, typing.get_args(tp))), default, docs.get(f.name, "")))
+    return rows
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[node.target.id] = re.sub(r"\s+", " ", following.value.value).strip()
+    return docs

@@ -1,0 +1,126 @@
+"""Declarative model-family specs.
+
+A family is data, not a class: where its parts live in the module tree, which linear layers LoRA
+should target in each part, how its processor expresses the pixel budget, and which token closes
+an assistant turn. Everything else (prompt format, image placeholders, batching of pixel values)
+comes from the checkpoint's own processor and chat template, so nothing here copies a template.
+
+Adding a family means adding one ``FamilySpec`` to ``FAMILIES`` and one builder entry in
+``docvlm.models.tiny``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from docvlm.errors import ModelError
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of the model: its module prefix and the linear layers adapters may wrap."""
+
+    prefix: str
+    """Dotted module path, e.g. ``model.visual``; ``lm_head`` style leaves are allowed."""
+    linear_layers: tuple[str, ...] = ()
+    """Names of linear layers (relative, may contain dots) inside this component."""
+    exclude: tuple[str, ...] = ()
+    """Sub-prefixes that belong to another component (Qwen's merger sits inside ``visual``)."""
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    model_types: tuple[str, ...]
+    """``config.model_type`` values served by this spec."""
+    vision: Component
+    projector: Component
+    language: tuple[Component, ...]
+    """The language model; the output head is listed separately so it can be told apart."""
+    end_of_turn: str
+    """Token that closes an assistant turn; it is part of the training target."""
+    pixel_budget_keys: tuple[str, str] = ("shortest_edge", "longest_edge")
+    """Keys of ``image_processor.size`` that hold the min and max pixel area."""
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def components(self) -> dict[str, tuple[Component, ...]]:
+        return {"vision": (self.vision,), "projector": (self.projector,), "language": self.language}
+
+    def component_of(self, parameter_name: str) -> str | None:
+        """Which component a parameter (or module) name belongs to, ignoring PEFT prefixes."""
+        name = strip_peft_prefix(parameter_name)
+        for component_name, parts in self.components().items():
+            for part in parts:
+                if _inside(name, part.prefix) and not any(_inside(name, e) for e in part.exclude):
+                    return component_name
+        return None
+
+    def lora_target_regex(self, components: list[str]) -> str:
+        """A full-match regex over module names covering the linear layers of ``components``."""
+        alternatives = []
+        for component_name in components:
+            for part in self.components()[component_name]:
+                if not part.linear_layers:
+                    continue
+                layers = "|".join(re.escape(layer) for layer in part.linear_layers)
+                excluded = "".join(f"(?!{re.escape(e[len(part.prefix) + 1:])}\\.)" for e in part.exclude)
+                alternatives.append(f"{re.escape(part.prefix)}\\.{excluded}(?:.*\\.)?(?:{layers})")
+        if not alternatives:
+            raise ModelError(f"{self.name}: no linear layers to adapt in components {components}")
+        return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def _inside(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def strip_peft_prefix(name: str) -> str:
+    return name[len("base_model.model."):] if name.startswith("base_model.model.") else name
+
+
+_QWEN_LANGUAGE = (
+    Component("model.language_model", ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
+    Component("lm_head"),
+)
+
+FAMILIES: dict[str, FamilySpec] = {
+    spec.name: spec
+    for spec in [
+        FamilySpec(
+            name="qwen2_vl",
+            model_types=("qwen2_vl",),
+            vision=Component("model.visual", ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"), exclude=("model.visual.merger",)),
+            projector=Component("model.visual.merger", ("mlp.0", "mlp.2")),
+            language=_QWEN_LANGUAGE,
+            end_of_turn="<|im_end|>",
+        ),
+        FamilySpec(
+            name="qwen2_5_vl",
+            model_types=("qwen2_5_vl",),
+            vision=Component(
+                "model.visual",
+                ("attn.qkv", "attn.proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+                exclude=("model.visual.merger",),
+            ),
+            projector=Component("model.visual.merger", ("mlp.0", "mlp.2")),
+            language=_QWEN_LANGUAGE,
+            end_of_turn="<|im_end|>",
+        ),
+    ]
+}
+
+
+def family_for_model_type(model_type: str, requested: str | None = None, where: str = "") -> FamilySpec:
+    """The spec for a checkpoint, by explicit name or by its ``config.model_type``."""
+    supported = ", ".join(sorted(FAMILIES))
+    if requested:
+        if requested not in FAMILIES:
+            raise ModelError(f"unknown model family '{requested}' (supported: {supported})")
+        return FAMILIES[requested]
+    for spec in FAMILIES.values():
+        if model_type in spec.model_types:
+            return spec
+    prefix = f"{where}: " if where else ""
+    raise ModelError(f"{prefix}model_type '{model_type}' has no family spec (supported: {supported})")

@@ -1,0 +1,203 @@
+"""Loading base models, tuned runs and adapters through transformers' Auto classes.
+
+The same functions load ``Qwen/Qwen2-VL-2B-Instruct`` from the hub and a tiny model from a local
+folder; tests and the demo take the user's path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from docvlm.config import ModelConfig, TuningConfig
+from docvlm.errors import ConfigError, ModelError
+from docvlm.models.families import FamilySpec, family_for_model_type
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+
+
+@dataclass
+class Loaded:
+    model: Any
+    processor: Any
+    spec: FamilySpec
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "fp32":
+        return torch.float32
+    if name == "fp16":
+        return torch.float16
+    if name == "bf16":
+        return torch.bfloat16
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _hub_kwargs(cfg: ModelConfig) -> dict:
+    kwargs: dict = {"trust_remote_code": cfg.trust_remote_code}
+    if cfg.revision:
+        kwargs["revision"] = cfg.revision
+    return kwargs
+
+
+def _check_attention(cfg: ModelConfig) -> None:
+    if cfg.attn_implementation == "flash_attention_2":
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ConfigError("model.attn_implementation=flash_attention_2 needs the flash-attn package "
+                              "(pip install flash-attn); use sdpa otherwise")
+        if not torch.cuda.is_available():
+            raise ConfigError("model.attn_implementation=flash_attention_2 needs a CUDA GPU; use sdpa on CPU")
+
+
+def _quantization(tuning: TuningConfig | None, dtype: torch.dtype) -> dict:
+    if tuning is None or tuning.method != "qlora":
+        return {}
+    if not torch.cuda.is_available():
+        raise ConfigError("tuning.method=qlora needs a CUDA GPU (bitsandbytes 4-bit kernels); "
+                          "use tuning.method=lora on CPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("tuning.method=qlora needs bitsandbytes: pip install 'docvlm[qlora]'")
+    from transformers import BitsAndBytesConfig
+
+    compute = dtype if dtype != torch.float32 else torch.bfloat16
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute)}
+
+
+def read_model_type(name_or_path: str, cfg: ModelConfig) -> str:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name_or_path, **_hub_kwargs(cfg)).model_type
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read a model config from '{name_or_path}': {_first_line(error)}") from None
+
+
+def load_processor(path: str, cfg: ModelConfig):
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(path, **_hub_kwargs(cfg))
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot load a processor from '{path}': {_first_line(error)}") from None
+
+
+def load_base(cfg: ModelConfig, tuning: TuningConfig | None = None, processor_from: str | None = None) -> Loaded:
+    """The base model and processor; ``processor_from`` takes the processor from another folder
+    (a run's adapter) so a tuned model's pixel budget also applies when scoring the base."""
+    from transformers import AutoModelForImageTextToText
+
+    _check_attention(cfg)
+    spec = family_for_model_type(read_model_type(cfg.name_or_path, cfg), cfg.family, cfg.name_or_path)
+    dtype = resolve_dtype(cfg.dtype)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            cfg.name_or_path, dtype=dtype, attn_implementation=cfg.attn_implementation,
+            **_quantization(tuning, dtype), **_hub_kwargs(cfg))
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot load model '{cfg.name_or_path}': {_first_line(error)}") from None
+    processor = load_processor(processor_from or cfg.name_or_path, cfg)
+    return Loaded(model, processor, spec)
+
+
+def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpointing: bool) -> Any:
+    """Apply freezing and (Q)LoRA; returns the model the Trainer should train."""
+    model, spec = loaded.model, loaded.spec
+    frozen = frozen_components(tuning)
+    if tuning.method == "full":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = spec.component_of(name) not in frozen
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError("tuning: every component is frozen, nothing would be trained")
+        if gradient_checkpointing:
+            model.enable_input_require_grads()
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if tuning.method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.enable_input_require_grads()
+    targets = tuning.lora.target_modules
+    if not targets:
+        trainable = [c for c in ("vision", "projector", "language") if c not in frozen]
+        if not trainable:
+            raise ConfigError("tuning: every component is frozen, LoRA would have no targets")
+        targets = spec.lora_target_regex(trainable)
+    peft_config = PeftLoraConfig(
+        r=tuning.lora.r, lora_alpha=tuning.lora.alpha, lora_dropout=tuning.lora.dropout,
+        target_modules=targets, use_dora=tuning.lora.use_dora, use_rslora=tuning.lora.use_rslora,
+        task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, peft_config)
+    except ValueError as error:
+        raise ConfigError(f"tuning.lora.target_modules={targets!r}: {_first_line(error)}") from None
+    adapted_in_frozen = sorted({spec.component_of(n) for n, p in model.named_parameters()
+                                if p.requires_grad and spec.component_of(n) in frozen})
+    if adapted_in_frozen:
+        raise ConfigError(f"tuning.lora.target_modules={targets!r} places adapters in frozen "
+                          f"component(s) {', '.join(adapted_in_frozen)}; unfreeze them or narrow the targets")
+    return model
+
+
+def frozen_components(tuning: TuningConfig) -> set[str]:
+    return {name for name, is_frozen in (("vision", tuning.freeze_vision), ("projector", tuning.freeze_projector),
+                                         ("language", tuning.freeze_language)) if is_frozen}
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+# --------------------------------------------------------------------------------------------
+# Tuned models: run folders, adapter folders and full model folders
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and ((path / ADAPTER_DIR).is_dir() or (path / MODEL_DIR).is_dir())
+
+
+def load_tuned(path: str | Path, base_cfg: ModelConfig | None = None) -> Loaded:
+    """Load what ``path`` holds: a run folder, an adapter folder, or a full model folder/hub id.
+
+    The processor comes from the same folder as the weights, so the pixel budget the model was
+    trained with is the one used here.
+    """
+    path = Path(path)
+    if is_run_dir(path):
+        path = path / ADAPTER_DIR if (path / ADAPTER_DIR).is_dir() else path / MODEL_DIR
+    adapter_config = path / "adapter_config.json"
+    cfg = base_cfg or ModelConfig()
+    if adapter_config.is_file():
+        from peft import PeftModel
+
+        base_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        base_cfg_used = ModelConfig(**{**cfg.__dict__, "name_or_path": base_cfg.name_or_path if base_cfg else base_path})
+        loaded = load_base(base_cfg_used, processor_from=str(path))
+        model = PeftModel.from_pretrained(loaded.model, str(path))
+        return Loaded(model.eval(), loaded.processor, loaded.spec)
+    if not path.exists() and str(path).startswith((".", "/")):
+        raise ModelError(f"model not found: {path}")
+    loaded = load_base(ModelConfig(**{**cfg.__dict__, "name_or_path": str(path)}))
+    loaded.model.eval()
+    return loaded
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,218 @@
+"""Prompts, answers and batches, derived from the checkpoint's own chat template.
+
+Training and inference must see the same prompt tokens, and the loss must cover only the
+answer. Both follow from one rule: a training sequence is the *inference prompt* (the template
+rendered with ``add_generation_prompt=True``, tokenized by the processor together with the image)
+followed by the *answer tokens* (what the template writes after that prompt for the assistant
+turn, up to and including the end-of-turn token). Tokenizing the two parts separately means the
+label span is exact by construction: no search for marker tokens, no BPE merge across the
+boundary, and the model is trained on precisely the prefix it will be given at inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from docvlm.data.schema import PixelBudget, Sample, SkipReport
+from docvlm.errors import DataError, ModelError
+from docvlm.models.families import FamilySpec
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+_SENTINEL = "\u2063DOCVLM-ANSWER\u2063"  # invisible separator: never produced by a template itself
+
+
+def user_messages(prompt: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
+@dataclass
+class ChatFormat:
+    """Renders prompts and answers for one processor, caching the template work per prompt."""
+
+    processor: Any
+    spec: FamilySpec
+    _prompts: dict[str, str] = field(default_factory=dict)
+    _answer_affixes: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def prompt_text(self, prompt: str) -> str:
+        if prompt not in self._prompts:
+            if getattr(self.processor, "chat_template", None) is None:
+                raise ModelError("the processor has no chat template; this family needs one to build prompts")
+            self._prompts[prompt] = self.processor.apply_chat_template(
+                user_messages(prompt), tokenize=False, add_generation_prompt=True)
+        return self._prompts[prompt]
+
+    def answer_text(self, prompt: str, target: str) -> str:
+        """What follows the generation prompt in a full conversation: answer + end-of-turn."""
+        if prompt not in self._answer_affixes:
+            self._answer_affixes[prompt] = self._derive_answer_affixes(prompt)
+        before, after = self._answer_affixes[prompt]
+        return before + target + after
+
+    def _derive_answer_affixes(self, prompt: str) -> tuple[str, str]:
+        messages = user_messages(prompt) + [
+            {"role": "assistant", "content": [{"type": "text", "text": _SENTINEL}]}]
+        full = self.processor.apply_chat_template(messages, tokenize=False)
+        generation_prompt = self.prompt_text(prompt)
+        if not full.startswith(generation_prompt) or _SENTINEL not in full:
+            raise ModelError(
+                "the chat template does not render a conversation as generation prompt + answer; "
+                "cannot derive the answer span for label masking")
+        suffix = full[len(generation_prompt):]
+        before, after = suffix.split(_SENTINEL, 1)
+        end = after.find(self.spec.end_of_turn)
+        if end < 0:
+            raise ModelError(f"the chat template does not close the answer with '{self.spec.end_of_turn}'")
+        # Anything after end-of-turn (Qwen writes a newline) is not part of the answer.
+        return before, after[: end + len(self.spec.end_of_turn)]
+
+
+def budget_kwargs(spec: FamilySpec, budgets: Sequence[PixelBudget], processor: Any) -> dict:
+    """Processor call kwargs that apply the samples' pixel budget (one budget per batch)."""
+    distinct = set(budgets)
+    if len(distinct) > 1:
+        raise DataError("a batch mixes datasets with different pixel budgets; give them the same "
+                        "min_pixels/max_pixels or train them in separate runs")
+    (budget,) = distinct
+    if budget.min_pixels is None and budget.max_pixels is None:
+        return {}
+    size = dict(processor.image_processor.size)
+    min_key, max_key = spec.pixel_budget_keys
+    if budget.min_pixels is not None:
+        size[min_key] = budget.min_pixels
+    if budget.max_pixels is not None:
+        size[max_key] = budget.max_pixels
+    return {"size": {min_key: size[min_key], max_key: size[max_key]}}
+
+
+def apply_pixel_budget(processor: Any, spec: FamilySpec, budget: PixelBudget) -> None:
+    """Make ``budget`` the processor's default, so it is saved with every checkpoint."""
+    if budget.min_pixels is None and budget.max_pixels is None:
+        return
+    kwargs = budget_kwargs(spec, [budget], processor)
+    processor.image_processor.size = kwargs["size"]
+
+
+def pixel_budget_of(processor: Any, spec: FamilySpec) -> PixelBudget:
+    size = processor.image_processor.size
+    min_key, max_key = spec.pixel_budget_keys
+    return PixelBudget(size.get(min_key) if hasattr(size, "get") else getattr(size, min_key),
+                       size.get(max_key) if hasattr(size, "get") else getattr(size, max_key))
+
+
+def image_token_id(processor: Any) -> int:
+    return processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+
+
+def encode_prompts(chat: ChatFormat, samples: Sequence[Sample], padding_side: str) -> dict[str, torch.Tensor]:
+    """Processor output for the samples' generation prompts and images, padded on one side."""
+    texts = [chat.prompt_text(s.prompt) for s in samples]
+    kwargs = budget_kwargs(chat.spec, [s.record.budget for s in samples], chat.processor)
+    return chat.processor(text=texts, images=[[s.image] for s in samples], padding=True,
+                          padding_side=padding_side, return_tensors="pt", **kwargs)
+
+
+@dataclass
+class TrainingCollator:
+    """Builds padded training batches whose labels are the answer tokens and nothing else."""
+
+    chat: ChatFormat
+    max_length: int | None = None
+    warn_visual_tokens: int | None = None
+    skip_report: SkipReport | None = None
+    """When set (``on_bad_sample: skip``), over-long samples are dropped and counted here."""
+
+    def __call__(self, samples: list[Sample | None]) -> dict[str, torch.Tensor]:
+        samples = [s for s in samples if s is not None]  # None: skipped at decode time (counted)
+        if not samples:
+            raise DataError("every sample of a batch was skipped; see the skip report")
+        encoded, prompt_lengths, answers = self._encode(samples)
+        too_long = self._too_long(samples, prompt_lengths, answers)
+        if too_long:
+            if self.skip_report is None:
+                raise DataError(too_long[0][1])
+            for _, message in too_long:
+                self.skip_report.skip("too_long", message)
+            dropped = {row for row, _ in too_long}
+            samples = [s for row, s in enumerate(samples) if row not in dropped]
+            if not samples:
+                raise DataError("every sample of a batch was skipped; see the skip report")
+            encoded, prompt_lengths, answers = self._encode(samples)
+        self._warn_visual_tokens(samples, encoded["input_ids"])
+
+        batch_length = max(p + len(a) for p, a in zip(prompt_lengths, answers))
+        pad_id = self.chat.processor.tokenizer.pad_token_id
+        input_ids = torch.full((len(samples), batch_length), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(samples), batch_length), dtype=torch.long)
+        labels = torch.full((len(samples), batch_length), IGNORE_INDEX, dtype=torch.long)
+        # Per-token side inputs (e.g. Qwen's mm_token_type_ids) get zeros on answer tokens.
+        per_token = {k: torch.zeros((len(samples), batch_length), dtype=v.dtype) for k, v in encoded.items()
+                     if k not in ("input_ids", "attention_mask") and v.dim() == 2
+                     and v.shape == encoded["input_ids"].shape}
+        for row, (length, answer) in enumerate(zip(prompt_lengths, answers)):
+            end = length + len(answer)
+            input_ids[row, :length] = encoded["input_ids"][row, :length]
+            input_ids[row, length:end] = torch.tensor(answer)
+            attention[row, :end] = 1
+            labels[row, length:end] = torch.tensor(answer)
+            for key, tensor in per_token.items():
+                tensor[row, :length] = encoded[key][row, :length]
+        batch = {k: v for k, v in encoded.items() if k not in per_token}
+        batch.update(per_token, input_ids=input_ids, attention_mask=attention, labels=labels)
+        return batch
+
+    def _encode(self, samples: list[Sample]):
+        encoded = encode_prompts(self.chat, samples, padding_side="right")
+        prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        tokenizer = self.chat.processor.tokenizer
+        answers = [tokenizer(self.chat.answer_text(s.prompt, s.target), add_special_tokens=False)["input_ids"]
+                   for s in samples]
+        return encoded, prompt_lengths, answers
+
+    def _too_long(self, samples, prompt_lengths, answers) -> list[tuple[int, str]]:
+        if self.max_length is None:
+            return []
+        found = []
+        for row, sample in enumerate(samples):
+            total = prompt_lengths[row] + len(answers[row])
+            if total > self.max_length:
+                found.append((row, f"{sample.record.where}: {total} tokens exceed data.max_length="
+                                   f"{self.max_length}; lower the dataset's max_pixels or raise max_length "
+                                   "(samples are never truncated)"))
+        return found
+
+    def _warn_visual_tokens(self, samples, input_ids) -> None:
+        image_id = image_token_id(self.chat.processor)
+        for row, sample in enumerate(samples):
+            visual = int((input_ids[row] == image_id).sum())
+            if self.warn_visual_tokens and visual > self.warn_visual_tokens:
+                log.warning("%s: image gives %d visual tokens (> data.warn_visual_tokens=%d); "
+                            "consider a smaller max_pixels", sample.record.where, visual, self.warn_visual_tokens)
+
+
+@torch.no_grad()
+def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], max_new_tokens: int,
+                     num_beams: int = 1) -> list[str]:
+    """Greedy (or beam) answers for one batch; prompts are left-padded so every row ends together."""
+    encoded = encode_prompts(chat, samples, padding_side="left")
+    device = next(model.parameters()).device
+    encoded = {k: v.to(device) for k, v in encoded.items()}
+    tokenizer = chat.processor.tokenizer
+    end_ids = {tokenizer.convert_tokens_to_ids(chat.spec.end_of_turn)}
+    if tokenizer.eos_token_id is not None:
+        end_ids.add(tokenizer.eos_token_id)
+    was_training = model.training
+    model.eval()
+    try:
+        output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
+                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id)
+    finally:
+        model.train(was_training)
+    new_tokens = output[:, encoded["input_ids"].shape[1]:]
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

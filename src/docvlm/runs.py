@@ -1,0 +1,69 @@
+"""The run folder: the contract between commands.
+
+``runs/<name>/`` holds ``config.yaml`` (resolved), ``env.json``, ``data_report.json``,
+``checkpoints/``, ``adapter/`` or ``model/`` (weights with their processor and pixel budget),
+``logs/`` (tensorboard + ``train_log.jsonl``), ``predictions/*.jsonl`` and ``metrics/*.json``.
+Later commands read what earlier ones wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from docvlm.config import Config, load_config
+from docvlm.errors import ConfigError
+
+PACKAGES = ("docvlm", "torch", "torchvision", "transformers", "peft", "accelerate", "datasets", "tokenizers")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temporary file + rename) so a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def environment() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    info = {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "git_commit": _git_commit()}
+    try:
+        import torch
+
+        info["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        info["cuda"] = torch.version.cuda
+        info["threads"] = torch.get_num_threads()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); run 'docvlm train' first")
+    return load_config(path, overrides)

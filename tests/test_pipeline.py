@@ -142,7 +142,11 @@ def test_predict_cli_on_files_folder_and_manifest(lora_run, lines_dir, tmp_path,
     assert len(rows) == 1 + 6 + 6
     assert rows[0]["id"] == "test-000000.png" and rows[0]["reference"] is None
     assert rows[-1]["reference"] == (lines_dir / "test.jsonl").read_text().splitlines()[-1].split('"text": "')[1][:-2]
-    assert all(len(r["prediction"]) <= 4 * 8 for r in rows)
+    # The --generation.max_new_tokens override reached generation: same answers as the API at 4.
+    samples = samples_from_inputs([str(lines_dir / "test.jsonl")], cfg.data.datasets[0].prompt,
+                                  PixelBudget(784, 3136), "error")
+    expected = predict_samples(load_tuned(cfg.run_dir), samples, batch_size=4, max_new_tokens=4, progress=False)
+    assert [r["prediction"] for r in rows[-6:]] == [r["prediction"] for r in expected]
     assert "13 predictions written" in capsys.readouterr().out
 
 

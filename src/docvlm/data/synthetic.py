@@ -30,13 +30,15 @@ class LineStyle:
     width: int = 224
     """Fixed image width, so every line costs the same number of visual tokens (224: eight)."""
     font_size: tuple[int, int] = (18, 22)
+    margin: int = 3
+    """Left margin before the text, in pixels."""
     jitter: int = 2
     """Largest random offset of the text, in pixels."""
     slant: float = 0.15
     """Largest horizontal shear (italic-like), as a fraction of the height."""
     blur: float = 0.6
     """Largest Gaussian blur radius."""
-    noise: float = 0.06
+    noise: float = 0.04
     """Fraction of pixels flipped to random grey levels."""
 
 
@@ -70,7 +72,8 @@ def render_line(text: str, rng: random.Random, style: LineStyle, fonts: list[str
     canvas = Image.new("L", (style.width * 2, style.height * 2), 255)
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = (style.width - (right - left)) // 2 - left + rng.randint(-style.jitter, style.jitter)
+    # Left-aligned like a real line crop, which starts where the writing starts.
+    x = style.margin - left + rng.randint(0, style.jitter)
     y = (style.height - (bottom - top)) // 2 - top + rng.randint(-style.jitter, style.jitter)
     draw.text((max(x, 1 - left), y), text, font=font, fill=rng.randint(0, 60))
     shear = rng.uniform(-style.slant, style.slant)

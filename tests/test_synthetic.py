@@ -1,0 +1,47 @@
+import json
+
+from PIL import Image
+
+from docvlm.data.synthetic import LineStyle, find_fonts, random_text, write_synthetic_lines
+
+
+def test_splits_manifests_and_images(tmp_path):
+    out = write_synthetic_lines(tmp_path, {"train": 5, "validation": 2, "test": 3}, LineStyle(width=112), seed=4)
+    for split, count in {"train": 5, "validation": 2, "test": 3}.items():
+        rows = [json.loads(line) for line in (out / f"{split}.jsonl").read_text().splitlines()]
+        assert len(rows) == count
+        for row in rows:
+            image = Image.open(out / row["image"])
+            assert image.size == (112, 28)
+            assert 3 <= len(row["text"]) <= 6 and row["text"].isdigit()
+
+
+def test_seeded_and_split_independent(tmp_path):
+    a = write_synthetic_lines(tmp_path / "a", {"train": 3, "test": 2}, seed=7)
+    b = write_synthetic_lines(tmp_path / "b", {"train": 30, "test": 2}, seed=7)
+    assert (a / "test.jsonl").read_text() == (b / "test.jsonl").read_text()
+    assert (a / "images/test/test-000001.png").read_bytes() == (b / "images/test/test-000001.png").read_bytes()
+    c = write_synthetic_lines(tmp_path / "c", {"train": 3, "test": 2}, seed=8)
+    assert (a / "test.jsonl").read_text() != (c / "test.jsonl").read_text()
+
+
+def test_alphabet_and_length_are_configurable():
+    import random
+
+    style = LineStyle(alphabet="ab", min_length=10, max_length=10)
+    text = random_text(random.Random(0), style)
+    assert len(text) == 10 and set(text) <= {"a", "b"}
+
+
+def test_renders_without_system_fonts(tmp_path, monkeypatch):
+    import docvlm.data.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "FONT_DIRS", (str(tmp_path / "none"),))
+    assert synthetic.find_fonts() == []
+    out = write_synthetic_lines(tmp_path / "d", {"test": 2}, seed=0)
+    assert len((out / "test.jsonl").read_text().splitlines()) == 2
+
+
+def test_several_fonts_are_found():
+    fonts = find_fonts()
+    assert len(fonts) >= 2  # fonts-dejavu is on the machines this project runs on

@@ -251,6 +251,12 @@ class SampleSet:
     def __len__(self) -> int:
         return len(self.records)
 
+    def head(self, limit: int | None) -> "SampleSet":
+        """The first ``limit`` samples (all when ``limit`` is None), sharing the image source."""
+        if limit is None or len(self) <= limit:
+            return self
+        return SampleSet(self.records[:limit], self.hf_table, self.image_column, self.on_bad, self.report)
+
     def load_image(self, record: Record) -> Image.Image:
         if isinstance(record.image_ref, str):
             return open_image(record.image_ref, f"{record.where}: image {record.image_ref}")
@@ -298,6 +304,17 @@ class ConcatSampleSet(SampleSet):
 
     def __len__(self) -> int:
         return self.total
+
+    def head(self, limit: int | None) -> SampleSet:
+        if limit is None or len(self) <= limit:
+            return self
+        parts, left = [], limit
+        for part in self.parts:
+            if left <= 0:
+                break
+            parts.append(part.head(left))
+            left -= len(parts[-1])
+        return parts[0] if len(parts) == 1 else ConcatSampleSet(parts)
 
     def __getitem__(self, index: int) -> Sample | None:
         for part, offset in zip(reversed(self.parts), reversed(self.offsets)):

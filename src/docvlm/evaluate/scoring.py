@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from docvlm.config import Config
-from docvlm.data.sources import SampleSet, load_split, split_name
+from docvlm.data.sources import load_split, split_name
 from docvlm.errors import DataError
 from docvlm.evaluate.metrics import transcription_scores
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
@@ -26,12 +26,6 @@ METRIC_OPTIONS = {"average": "micro (corpus edits / corpus reference length)", "
 
 def _role(cfg: Config) -> str:
     return "test" if cfg.evaluate.split == "test" else "eval"
-
-
-def _cap(samples: SampleSet, limit: int | None) -> SampleSet:
-    if limit is None or len(samples) <= limit:
-        return samples
-    return SampleSet(samples.records[:limit], samples.hf_table, samples.image_column, samples.on_bad, samples.report)
 
 
 def _score(rows: list[dict]) -> dict:
@@ -50,7 +44,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
         if split is None:
             continue
         samples = load_split(dataset, role, cfg.data)
-        samples = _cap(samples, cfg.evaluate.max_samples)
+        samples = samples.head(cfg.evaluate.max_samples)
         if len(samples) == 0:
             raise DataError(f"dataset '{dataset.name}' split '{split}' has no samples to score")
         generation = cfg.generation

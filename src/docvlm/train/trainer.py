@@ -111,12 +111,6 @@ class NonFiniteLossCallback(TrainerCallback):
             control.should_save = False
 
 
-def _capped(samples: SampleSet, limit: int) -> SampleSet:
-    if len(samples) <= limit:
-        return samples
-    return SampleSet(samples.records[:limit], samples.hf_table, samples.image_column, samples.on_bad, samples.report)
-
-
 def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> TrainingArguments:
     t = cfg.train
     if evaluating and t.eval_steps > 0 and t.save_steps % t.eval_steps != 0:
@@ -213,7 +207,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     chat = ChatFormat(loaded.processor, loaded.spec)
     too_long_report = train_set.report if cfg.data.on_bad_sample == "skip" else None
     collator = TrainingCollator(chat, cfg.data.max_length, cfg.data.warn_visual_tokens, too_long_report)
-    capped_eval = _capped(eval_set, cfg.train.eval_max_samples) if eval_set is not None else None
+    capped_eval = eval_set.head(cfg.train.eval_max_samples) if eval_set is not None else None
     trainer = DocVLMTrainer(
         model=model,
         args=training_arguments(cfg, run_dir, evaluating=capped_eval is not None),

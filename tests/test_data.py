@@ -46,3 +46,14 @@ def test_select_ranges(text, expected):
 def test_bad_select_names_the_key():
     with pytest.raises(DataError, match="config key 'test_select': 'a:b' is not a row range"):
         parse_select("a:b", 10, "test_select")
+
+
+def test_training_refuses_mixed_pixel_budgets(lines_dir, tmp_path):
+    from docvlm.errors import ConfigError
+    from docvlm.train.trainer import run_training
+
+    cfg = load_config(None, ["--output_root", str(tmp_path), "--data.datasets",
+                             f"[{{name: a, source: {lines_dir}, max_pixels: 3136}}, {{name: b, source: {lines_dir}}}]"])
+    with pytest.raises(ConfigError, match="datasets used for train have different min_pixels/max_pixels"):
+        run_training(cfg)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -191,3 +191,16 @@ def test_train_cli_with_yaml_and_overrides(tiny_models, lines_dir, tmp_path, cap
     assert "trained 2 steps" in capsys.readouterr().out
     adapter = json.loads((tmp_path / "runs" / "cli" / "adapter" / "adapter_config.json").read_text())
     assert sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
+
+
+def test_non_finite_loss_stops_training():
+    from transformers import TrainerControl, TrainerState
+
+    from docvlm.train.trainer import NonFiniteLossCallback
+
+    control, state = TrainerControl(), TrainerState()
+    NonFiniteLossCallback().on_log(None, state, control, logs={"loss": 0.5})
+    assert not control.should_training_stop
+    control.should_save = True
+    NonFiniteLossCallback().on_log(None, state, control, logs={"loss": float("nan")})
+    assert control.should_training_stop and not control.should_save

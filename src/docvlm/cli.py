@@ -21,6 +21,13 @@ EXIT_USER_ERROR = 2
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("docvlm").setLevel(logging.INFO)
+    if not verbose:
+        # Library chatter (weight-loading bars, deprecation notes) hides the lines that matter;
+        # the Trainer's own progress bar and loss lines stay.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def cmd_train(args, overrides: list[str]) -> int:
@@ -46,7 +53,7 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
 def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.config import DataConfig, DatasetConfig
     from docvlm.data.schema import PixelBudget
-    from docvlm.data.sources import load_split
+    from docvlm.data.sources import load_role
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
@@ -70,9 +77,9 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if role is None:
             raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
         data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad})
-        samples = load_split(cfg.data.datasets[0], role, data)
+        samples, _ = load_role(data, role)
         if samples is None:
-            raise DocVLMError(f"the run's dataset has no {args.split} split configured")
+            raise DocVLMError(f"no dataset of the run has a {args.split} split configured")
     else:
         if not args.inputs:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")

@@ -181,8 +181,19 @@ def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
     return run_dir
 
 
+def _check_one_budget_per_role(cfg: Config) -> None:
+    # A batch is processed with one pixel budget; until batches can mix budgets, datasets that are
+    # trained (or evaluated) together must share one.
+    for role, attribute in (("train", "train_split"), ("eval", "eval_split")):
+        budgets = {(d.min_pixels, d.max_pixels) for d in cfg.data.datasets if getattr(d, attribute)}
+        if len(budgets) > 1:
+            raise ConfigError(f"datasets used for {role} have different min_pixels/max_pixels {sorted(budgets, key=str)}; "
+                              "give them one budget (batches cannot mix budgets yet)")
+
+
 def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None = None) -> dict:
     """Train as configured; returns the summary also written to ``train_summary.json``."""
+    _check_one_budget_per_role(cfg)
     run_dir = _prepare_run_dir(cfg, resume)
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:

@@ -54,9 +54,11 @@ class TinySize:
     vision_layers: int = 2
     vision_hidden: int = 128
     vision_heads: int = 4
-    init_std: float = 0.08
+    init_std: float = 0.12
     """Weight init std. The families' 0.02 suits hidden sizes in the thousands; at 128 it makes
-    attention logits ~16x too small and a model trained from scratch barely looks at the image."""
+    attention logits far too small and a model trained from scratch barely looks at the image
+    (demo digits, lr 1e-3, eval CER: 0.05 -> loss stuck at chance, 0.08 -> 24% after 2000 steps,
+    0.12 -> 8% after 2500, 0.2 -> still at chance after 1000)."""
 
 
 def _tokenizer_corpus() -> list[str]:

@@ -45,3 +45,29 @@ def test_renders_without_system_fonts(tmp_path, monkeypatch):
 def test_several_fonts_are_found():
     fonts = find_fonts()
     assert len(fonts) >= 2  # fonts-dejavu is on the machines this project runs on
+
+
+def test_settings_are_recorded_and_checked(tmp_path):
+    from docvlm.data.synthetic import is_rendered
+
+    style = LineStyle(width=112, letter_spacing=(2, 4))
+    out = write_synthetic_lines(tmp_path, {"test": 2}, style, seed=5)
+    assert json.loads((out / "synthetic.json").read_text())["style"]["letter_spacing"] == [2, 4]
+    assert is_rendered(out, {"test": 2}, style, seed=5)
+    assert not is_rendered(out, {"test": 3}, style, seed=5)
+    assert not is_rendered(out, {"test": 2}, LineStyle(width=112), seed=5)
+    assert not is_rendered(out, {"test": 2}, style, seed=6)
+
+
+def test_letter_spacing_widens_the_line():
+    import random
+
+    from docvlm.data.synthetic import render_line
+
+    def ink_width(spacing):
+        image = render_line("123456", random.Random(0), LineStyle(noise=0, blur=0, slant=0, jitter=0,
+                                                                  letter_spacing=spacing), find_fonts()[:1])
+        columns = [x for x in range(image.width) if any(image.getpixel((x, y))[0] < 128 for y in range(image.height))]
+        return columns[-1] - columns[0]
+
+    assert ink_width((12, 12)) - ink_width((0, 0)) == 5 * 12

@@ -12,13 +12,17 @@ import time
 from pathlib import Path
 
 from docvlm.config import load_config
-from docvlm.data.synthetic import LineStyle, write_synthetic_lines
+from docvlm.data.synthetic import LineStyle, is_rendered, write_synthetic_lines
 from docvlm.evaluate.scoring import evaluate_run, format_table
 from docvlm.models.tiny import TinySize, build_tiny_model
 from docvlm.train.trainer import run_training
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 DEMO_SPLITS = {"train": 8000, "validation": 64, "test": 200}
+# Letter spacing puts about one digit under each 28-pixel visual token; without it a 6-digit line
+# fills a third of the image and each token must carry two or three digits (measured with
+# 3000 steps: 7.4-8.2% test CER without spacing, 5.7% with it).
+DEMO_STYLE = LineStyle(letter_spacing=(10, 16))
 
 
 def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: list[str] | None = None,
@@ -28,9 +32,9 @@ def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: lis
     model_dir = build_tiny_model(family, output_dir / f"tiny-{family}", TinySize())
     data_dir = output_dir / "data"
     splits = splits or DEMO_SPLITS
-    if not _manifests_match(data_dir, splits):
+    if not is_rendered(data_dir, splits, DEMO_STYLE, seed=0):
         shutil.rmtree(data_dir, ignore_errors=True)
-        write_synthetic_lines(data_dir, splits, LineStyle(), seed=0)
+        write_synthetic_lines(data_dir, splits, DEMO_STYLE, seed=0)
     print(f"[demo] tiny {family} model and {sum(splits.values())} synthetic lines ready "
           f"({time.time() - started:.0f} s)", flush=True)
 
@@ -51,10 +55,3 @@ def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: lis
           f"run folder {cfg.run_dir}")
     return results
 
-
-def _manifests_match(data_dir: Path, splits: dict[str, int]) -> bool:
-    for split, count in splits.items():
-        manifest = data_dir / f"{split}.jsonl"
-        if not manifest.is_file() or sum(1 for _ in open(manifest, encoding="utf-8")) != count:
-            return False
-    return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -30,6 +30,8 @@ class LineStyle:
     width: int = 224
     """Fixed image width, so every line costs the same number of visual tokens (224: eight)."""
     font_size: tuple[int, int] = (18, 22)
+    letter_spacing: tuple[int, int] = (0, 0)
+    """Extra space between characters, in pixels (drawn from this range once per line)."""
     margin: int = 3
     """Left margin before the text, in pixels."""
     jitter: int = 2
@@ -73,9 +75,13 @@ def render_line(text: str, rng: random.Random, style: LineStyle, fonts: list[str
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     # Left-aligned like a real line crop, which starts where the writing starts.
-    x = style.margin - left + rng.randint(0, style.jitter)
+    x = max(style.margin - left + rng.randint(0, style.jitter), 1 - left)
     y = (style.height - (bottom - top)) // 2 - top + rng.randint(-style.jitter, style.jitter)
-    draw.text((max(x, 1 - left), y), text, font=font, fill=rng.randint(0, 60))
+    ink = rng.randint(0, 60)
+    spacing = rng.randint(*style.letter_spacing)
+    for char in text:  # drawn one by one so the tracking (letter spacing) can vary per line
+        draw.text((x, y), char, font=font, fill=ink)
+        x += draw.textlength(char, font=font) + spacing
     shear = rng.uniform(-style.slant, style.slant)
     canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * style.height / 2, 0, 1, 0),
                               fillcolor=255)
@@ -97,6 +103,7 @@ def write_synthetic_lines(out_dir: str | Path, splits: dict[str, int] | None = N
     """
     splits = splits or {"train": 2000, "validation": 64, "test": 128}
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     fonts = find_fonts()
     for split_index, (split, count) in enumerate(splits.items()):
         rng = random.Random(seed * 1000 + split_index)
@@ -109,4 +116,22 @@ def write_synthetic_lines(out_dir: str | Path, splits: dict[str, int] | None = N
                 render_line(text, rng, style, fonts).save(image_dir / f"{name}.png")
                 row = {"id": name, "image": f"images/{split}/{name}.png", "text": text}
                 manifest.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # Written last: its presence says the folder is complete and how it was made.
+    (out_dir / SETTINGS_FILE).write_text(json.dumps(synthetic_settings(splits, style, seed), indent=2) + "\n")
     return out_dir
+
+
+SETTINGS_FILE = "synthetic.json"
+
+
+def synthetic_settings(splits: dict[str, int], style: LineStyle, seed: int) -> dict:
+    return {"splits": splits, "style": asdict(style), "seed": seed, "fonts": [Path(f).name for f in find_fonts()]}
+
+
+def is_rendered(out_dir: str | Path, splits: dict[str, int], style: LineStyle, seed: int) -> bool:
+    """Whether ``out_dir`` already holds exactly these lines (same splits, style, seed, fonts)."""
+    settings = Path(out_dir) / SETTINGS_FILE
+    if not settings.is_file():
+        return False
+    expected = json.loads(json.dumps(synthetic_settings(splits, style, seed)))  # tuples -> lists
+    return json.loads(settings.read_text()) == expected

@@ -109,3 +109,9 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     assert err.startswith("error:") and "train.learning_rat" in err and "\n" not in err
     assert main(["config", "check", str(tmp_path / "missing.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_config_show_prints_the_resolved_config(capsys):
+    assert main(["config", "show", str(CONFIG_DIR / "demo.yaml"), "--train.max_steps", "7"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["train"]["max_steps"] == 7 and shown["tuning"]["method"] == "full"

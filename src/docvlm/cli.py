@@ -101,7 +101,7 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
 
 def cmd_config(args, overrides: list[str]) -> int:
-    from docvlm.config import field_docs, load_config, save_config
+    from docvlm.config import config_yaml, field_docs, load_config
 
     if args.action == "fields":
         for key, type_name, default, doc in field_docs():
@@ -111,11 +111,7 @@ def cmd_config(args, overrides: list[str]) -> int:
     if args.action == "check":
         print(f"{args.config}: valid")
         return 0
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        save_config(cfg, Path(tmp) / "config.yaml")
-        print((Path(tmp) / "config.yaml").read_text(), end="")
+    print(config_yaml(cfg), end="")
     return 0
 
 

@@ -393,8 +393,12 @@ def _index(node: list, part: str, key: str) -> int:
     return int(part)
 
 
+def config_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+
+
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    Path(path).write_text(config_yaml(config), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,14 +103,29 @@ def test_hf_dataset_columns_and_empty_targets(tmp_path, lines_dir):
         (lines_dir / "test.jsonl").read_text().splitlines()[0])["text"]
 
 
-def test_hf_select_and_shuffle(tmp_path, lines_dir):
+def test_hf_select_and_shuffle_keep_sample_identity(tmp_path, lines_dir):
     source = _hf_dataset(tmp_path, lines_dir)
-    ds = DatasetConfig(name="d", source=str(source), image_column="im", train_split=None, eval_split=None,
-                       test_select="0:2", shuffle_seed=3)
-    data = DataConfig(datasets=[ds], on_bad_sample="skip")
-    a = [r.id for r in load_split(ds, "test", data).records]
-    b = [r.id for r in load_split(ds, "test", data).records]
-    assert len(a) <= 2 and a == b
+    texts = [json.loads(line)["text"] for line in (lines_dir / "test.jsonl").read_text().splitlines()]
+
+    def chosen(select, seed):
+        ds = DatasetConfig(name="d", source=str(source), image_column="im", train_split=None, eval_split=None,
+                           test_select=select, shuffle_seed=seed)
+        return load_split(ds, "test", DataConfig(datasets=[ds], on_bad_sample="skip"))
+
+    plain = chosen("0:2", None)
+    assert [r.id for r in plain.records] == ["test-0", "test-1"]
+    shuffled = chosen(None, 3)
+    assert [r.id for r in shuffled.records] == [r.id for r in chosen(None, 3).records]  # seeded
+    assert [r.id for r in shuffled.records] != [r.id for r in chosen(None, None).records]
+    # An id names the same row, image and text, whatever the seed: row 2 (empty) is the skipped one.
+    assert sorted(r.id for r in shuffled.records) == [f"test-{i}" for i in (0, 1, 3, 4, 5)]
+    for record in shuffled.records:
+        assert record.target == texts[int(record.id.split("-")[1])]
+    from PIL import Image
+
+    row = int(shuffled.records[0].id.split("-")[1])
+    on_disk = Image.open(lines_dir / "images" / "test" / f"test-{row:06d}.png").convert("RGB")
+    assert shuffled[0].image.tobytes() == on_disk.tobytes()
 
 
 def test_cli_prints_one_line_for_bad_data(tiny_models, manifest_dir, tmp_path, capsys):

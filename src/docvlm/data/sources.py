@@ -104,8 +104,7 @@ def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: s
     split = split_name(dataset, role)
     path = _manifest_path(dataset, split)
     rows = _read_manifest_rows(path, split, single_file=not Path(dataset.source).is_dir())
-    rows = _shuffled(rows, dataset.shuffle_seed)
-    rows = [rows[i] for i in parse_select(_select_range(dataset, role), len(rows), f"{role}_select")]
+    rows = _chosen(rows, dataset, role)
     records = []
     for line_number, row in rows:
         where = f"{path}:{line_number}"
@@ -169,16 +168,15 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
             c for c in (dataset.id_column, dataset.group_column, dataset.language_column) if c]:
         if column not in table.column_names:
             raise DataError(f"{where}: column '{column}' not found (columns: {', '.join(table.column_names)})")
-    if dataset.shuffle_seed is not None:
-        table = table.shuffle(seed=dataset.shuffle_seed)
-    table = table.select(parse_select(_select_range(dataset, role), len(table), f"{role}_select"))
+    # Rows are chosen by original index, so a sample keeps its id and row whatever the seed/select.
+    row_indices = _chosen(list(range(len(table))), dataset, role)
     # Read the text columns only: selecting columns avoids decoding any image here.
     text_columns = [c for c in (dataset.text_column, dataset.id_column, dataset.group_column,
                                 dataset.language_column) if c]
-    texts = table.select_columns(text_columns).to_dict()
+    texts = table.select_columns(text_columns).select(row_indices).to_dict()
     records = []
-    for row_index in range(len(table)):
-        row = {column: texts[column][row_index] for column in text_columns}
+    for position, row_index in enumerate(row_indices):
+        row = {column: texts[column][position] for column in text_columns}
         sample_id = str(row[dataset.id_column]) if dataset.id_column else f"{split}-{row_index}"
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
@@ -225,12 +223,12 @@ def _handle_bad(bad: BadSample, report: SkipReport, on_bad: str) -> None:
     report.skip(bad.reason, str(bad))
 
 
-def _shuffled(rows: list, seed: int | None) -> list:
-    if seed is None:
-        return rows
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows
+def _chosen(items: list, dataset: DatasetConfig, role: str) -> list:
+    """The items a role uses: seeded shuffle (when configured), then the ``<role>_select`` range."""
+    if dataset.shuffle_seed is not None:
+        items = list(items)
+        random.Random(dataset.shuffle_seed).shuffle(items)
+    return [items[i] for i in parse_select(_select_range(dataset, role), len(items), f"{role}_select")]
 
 
 class SampleSet:

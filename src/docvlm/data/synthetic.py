@@ -117,15 +117,15 @@ def write_synthetic_lines(out_dir: str | Path, splits: dict[str, int] | None = N
                 row = {"id": name, "image": f"images/{split}/{name}.png", "text": text}
                 manifest.write(json.dumps(row, ensure_ascii=False) + "\n")
     # Written last: its presence says the folder is complete and how it was made.
-    (out_dir / SETTINGS_FILE).write_text(json.dumps(synthetic_settings(splits, style, seed), indent=2) + "\n")
+    (out_dir / SETTINGS_FILE).write_text(json.dumps(synthetic_settings(splits, style, seed, fonts), indent=2) + "\n")
     return out_dir
 
 
 SETTINGS_FILE = "synthetic.json"
 
 
-def synthetic_settings(splits: dict[str, int], style: LineStyle, seed: int) -> dict:
-    return {"splits": splits, "style": asdict(style), "seed": seed, "fonts": [Path(f).name for f in find_fonts()]}
+def synthetic_settings(splits: dict[str, int], style: LineStyle, seed: int, fonts: list[str]) -> dict:
+    return {"splits": splits, "style": asdict(style), "seed": seed, "fonts": [Path(f).name for f in fonts]}
 
 
 def is_rendered(out_dir: str | Path, splits: dict[str, int], style: LineStyle, seed: int) -> bool:
@@ -133,5 +133,5 @@ def is_rendered(out_dir: str | Path, splits: dict[str, int], style: LineStyle, s
     settings = Path(out_dir) / SETTINGS_FILE
     if not settings.is_file():
         return False
-    expected = json.loads(json.dumps(synthetic_settings(splits, style, seed)))  # tuples -> lists
+    expected = json.loads(json.dumps(synthetic_settings(splits, style, seed, find_fonts())))  # tuples -> lists
     return json.loads(settings.read_text()) == expected

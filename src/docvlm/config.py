@@ -83,8 +83,9 @@ class DatasetConfig:
     ``<split>.jsonl`` manifests."""
     format: Literal["auto", "hf", "jsonl"] = "auto"
     """How to read ``source``; ``auto`` picks jsonl for ``.jsonl`` files and folders holding them."""
-    task: Literal["transcription"] = "transcription"
-    """What the target is; decides the metric."""
+    task: Literal["transcription", "vqa", "chart", "vqav2", "caption", "exact"] = "transcription"
+    """What the target is; decides the metric: transcription -> CER/WER, vqa -> ANLS, chart ->
+    relaxed accuracy, vqav2 -> VQA accuracy, caption -> BLEU-4/CIDEr-D, exact -> exact match."""
     prompt: str = "Transcribe the text in this image."
     """User instruction sent with every image of this dataset."""
     image_column: str = "image"

@@ -38,6 +38,13 @@ class Record:
     language: str | None = None
     where: str = ""
     """Human-readable origin (file and line, or dataset and split) for error messages."""
+    references: tuple[str, ...] = ()
+    """Every acceptable answer when there are several (VQA); empty means ``(target,)``. The model
+    is trained on ``target``; metrics such as ANLS score against all of them."""
+
+    @property
+    def all_references(self) -> tuple[str, ...]:
+        return self.references or ((self.target,) if self.target else ())
 
 
 @dataclass

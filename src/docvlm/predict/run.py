@@ -39,9 +39,12 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
             answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
             for sample, answer in zip(batch, answers):
                 record = sample.record
-                rows.append({"id": record.id, "prediction": answer, "reference": record.target or None,
-                             "image": record.image_ref if isinstance(record.image_ref, str) else None,
-                             "dataset": record.dataset, "group": record.group, "language": record.language})
+                row = {"id": record.id, "prediction": answer, "reference": record.target or None,
+                       "image": record.image_ref if isinstance(record.image_ref, str) else None,
+                       "dataset": record.dataset, "group": record.group, "language": record.language}
+                if len(record.all_references) > 1:
+                    row["references"] = list(record.all_references)
+                rows.append(row)
         bar.update(min(batch_size, len(indices) - start))
     bar.close()
     return rows

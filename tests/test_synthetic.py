@@ -71,3 +71,17 @@ def test_letter_spacing_widens_the_line():
         return columns[-1] - columns[0]
 
     assert ink_width((12, 12)) - ink_width((0, 0)) == 5 * 12
+
+
+def test_cells_put_each_character_in_its_own_cell():
+    import random
+
+    from docvlm.data.synthetic import render_line
+
+    style = LineStyle(noise=0, blur=0, slant=0, jitter=0, margin=0, cell_width=28)
+    image = render_line("1111", random.Random(0), style, find_fonts()[:1])
+    ink = [x for x in range(image.width) if any(image.getpixel((x, y))[0] < 128 for y in range(image.height))]
+    # Four identical glyphs centred in 28-pixel cells: each cell holds one, with the same offset.
+    cells = [[x - 28 * i for x in ink if 28 * i <= x < 28 * (i + 1)] for i in range(5)]
+    assert cells[0] and cells[0] == cells[1] == cells[2] == cells[3] and cells[4] == []
+    assert all(0 < x < 27 for x in cells[0])

@@ -32,6 +32,11 @@ class LineStyle:
     font_size: tuple[int, int] = (18, 22)
     letter_spacing: tuple[int, int] = (0, 0)
     """Extra space between characters, in pixels (drawn from this range once per line)."""
+    cell_width: int | None = None
+    """Centre each character in a cell this many pixels wide, starting at the left margin, as in
+    the comb fields of a form (boxes for the digits of a date or an amount). With 28 every merged
+    Qwen-VL patch holds one character, so which visual token to read for the i-th character is
+    fixed; ``None`` sets the text as one run with ``letter_spacing``."""
     margin: int = 3
     """Left margin before the text, in pixels."""
     jitter: int = 2
@@ -79,9 +84,13 @@ def render_line(text: str, rng: random.Random, style: LineStyle, fonts: list[str
     y = (style.height - (bottom - top)) // 2 - top + rng.randint(-style.jitter, style.jitter)
     ink = rng.randint(0, 60)
     spacing = rng.randint(*style.letter_spacing)
-    for char in text:  # drawn one by one so the tracking (letter spacing) can vary per line
+    for index, char in enumerate(text):  # one by one, so tracking or cells can place each character
+        advance = draw.textlength(char, font=font)
+        if style.cell_width:
+            x = style.margin + index * style.cell_width + (style.cell_width - advance) / 2 \
+                + rng.randint(-style.jitter, style.jitter)
         draw.text((x, y), char, font=font, fill=ink)
-        x += draw.textlength(char, font=font) + spacing
+        x += advance + spacing
     shear = rng.uniform(-style.slant, style.slant)
     canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * style.height / 2, 0, 1, 0),
                               fillcolor=255)

@@ -4,7 +4,7 @@ A corpus metric here is a table of per-sample statistics (``n x k``) and a funct
 column sums: CER is edits / reference length (micro, so a resample recomputes the ratio of sums,
 not a mean of line CERs), ANLS or accuracy is score / count, BLEU-4 a function of its eight n-gram
 counts and two lengths. A resample draws n sample indices with replacement and sums their rows,
-so it costs one gather, whatever the metric. Base and tuned share the drawn indices, which makes
+so it costs one weighted sum, whatever the metric. Base and tuned share the drawn indices, which makes
 the test paired (Koehn 2004): the p-value is the share of resamples in which the tuned model is
 not better than the base. Pure numpy (no torch import).
 """
@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-# Rows gathered per chunk: bounds memory at ~chunk * n * k floats whatever the resample count.
+# Indices drawn per chunk: bounds memory at ~3 * 4M numbers whatever the resample count.
 _GATHER_BUDGET = 4_000_000
 
 
@@ -46,12 +46,16 @@ def resampled_values(systems: list[CorpusStats], resamples: int, seed: int) -> n
     table = np.concatenate([s.stats for s in systems], axis=1).astype(float)
     bounds = np.cumsum([0] + widths)
     rng = np.random.default_rng(seed)
-    chunk = max(1, _GATHER_BUDGET // max(1, n * table.shape[1]))
+    chunk = max(1, _GATHER_BUDGET // max(1, n))
     out = np.empty((resamples, len(systems)))
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         indices = rng.integers(0, n, size=(size, n))
-        sums = table[indices].sum(axis=1)  # (size, total width)
+        # How often each sample was drawn in each resample, then one matrix product for the sums
+        # (15.9 s -> 2.1 s for 2 x 1000 paired resamples at n = 100 000, benchmarks/score_lines.py).
+        offsets = (np.arange(size) * n)[:, None]
+        weights = np.bincount((indices + offsets).ravel(), minlength=size * n).reshape(size, n)
+        sums = weights.astype(float) @ table  # (size, total width)
         for j, system in enumerate(systems):
             out[start:start + size, j] = system.finalize(sums[:, bounds[j]:bounds[j + 1]])
     return out

@@ -9,9 +9,9 @@ among the ``references``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from docvlm.data.sources import json_object
 from docvlm.errors import DataError
 
 
@@ -29,12 +29,7 @@ def read_predictions(path: str | Path) -> list[dict]:
                 raise DataError(f"{where}: not UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1})") from None
             if not line.strip():
                 raise DataError(f"{where}: empty line (one JSON object per line expected)")
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            row = json_object(line, where)
             row["references"] = _check_row(row, where)
             if row["id"] in seen:
                 raise DataError(f"{where}: id '{row['id']}' already used on line {seen[row['id']]}")

@@ -152,3 +152,13 @@ def test_compare_runs(tmp_path, capsys):
     cer_line = next(line for line in table.splitlines() if line.startswith("lines") and "CER" in line)
     assert "41.18%" in cer_line and "35.29%" in cer_line  # base 7/17, run_b tuned 6/17
     assert main(["compare", str(tmp_path / "missing")]) == 2
+
+
+def test_evaluate_argument_and_option_mistakes(tmp_path, capsys):
+    path = write_rows(tmp_path / "p.jsonl", LINES)
+    assert main(["evaluate", "--predictions", str(path), "--evaluate.confidence", "1.5"]) == 2
+    assert "evaluate.confidence" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--metric", "cer"]) == 2
+    assert "go with --predictions" in capsys.readouterr().err
+    assert main(["evaluate"]) == 2
+    assert "give a run folder" in capsys.readouterr().err

@@ -48,6 +48,9 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
         return _evaluate_predictions(args, overrides)
     if not args.run:
         raise DocVLMError("give a run folder, or --predictions FILE.jsonl --metric NAME")
+    if args.metric or args.baseline or args.output:
+        raise DocVLMError("--metric, --baseline and --output go with --predictions; a run is scored "
+                          "with the metrics of each dataset's task")
     from docvlm.evaluate.run import evaluate_run
 
     results = evaluate_run(args.run, overrides)

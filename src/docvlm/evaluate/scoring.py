@@ -56,6 +56,11 @@ def check_options(cfg: EvalConfig, metrics: tuple[str, ...] = ()) -> None:
         raise ConfigError("config key 'evaluate.confidence' must be between 0 and 1")
     if not 0 <= cfg.relaxed_tolerance:
         raise ConfigError("config key 'evaluate.relaxed_tolerance' must be >= 0")
+    if not 0 <= cfg.anls_threshold <= 1:
+        raise ConfigError("config key 'evaluate.anls_threshold' must be between 0 and 1")
+    for key in ("worst", "top_confusions"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"config key 'evaluate.{key}' must be >= 0")
 
 
 def metric_options(cfg: EvalConfig, metrics: tuple[str, ...]) -> dict:

@@ -190,7 +190,8 @@ class TextMetricConfig:
     ``--normalize-whitespace`` on = every Unicode whitespace character becomes a space and the ends
     are stripped, errors counted on code points, no case folding). kraken applies these to the
     ground truth only (its codec cannot emit anything else); a VLM can emit any code point, so here
-    both sides are transformed the same way."""
+    both sides are transformed the same way. kraken also reorders right-to-left ground truth to
+    display order (``--reorder``); a VLM writes logical order, so both sides stay in logical order."""
 
     normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD"] = "none"
     """Unicode normalization of reference and prediction. CATMuS models are trained on NFD, so a

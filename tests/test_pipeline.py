@@ -9,7 +9,6 @@ from transformers import TrainerCallback
 
 from docvlm.cli import main
 from docvlm.evaluate.metrics import cer
-from docvlm.evaluate.scoring import evaluate_run
 from docvlm.models.families import FAMILIES
 from docvlm.models.loading import load_base, load_tuned
 from docvlm.predict.run import predict_samples, samples_from_inputs
@@ -159,19 +158,27 @@ def test_predict_split_defaults_to_run_folder(lora_run, capsys):
 
 def test_evaluate_scores_base_and_tuned(lora_run, capsys):
     cfg, _ = lora_run
-    assert main(["evaluate", str(cfg.run_dir)]) == 0
+    assert main(["evaluate", str(cfg.run_dir), "--evaluate.bootstrap_resamples", "50"]) == 0
     table = capsys.readouterr().out
-    assert "lines/test" in table and "CER" in table and "WER" in table
-    metrics = json.loads((cfg.run_dir / "metrics" / "lines-test.json").read_text())
-    assert metrics["n"] == 6
+    assert "lines/test" in table and "CER" in table and "WER" in table and "[" in table  # CIs printed
+    metrics_file = json.loads((cfg.run_dir / "metrics" / "test.json").read_text())
+    assert not (cfg.run_dir / "metrics" / "lines-test.json").exists()
+    metrics = metrics_file["datasets"]["lines"]
+    assert metrics["n"] == 6 and metrics["task"] == "transcription" and metrics["split"] == "test"
     for which in ("base", "tuned"):
         rows = [json.loads(line) for line in
                 (cfg.run_dir / "predictions" / f"{which}-lines-test.jsonl").read_text().splitlines()]
         expected = cer([r["reference"] for r in rows], [r["prediction"] for r in rows])
-        assert metrics[which]["cer"]["rate"] == pytest.approx(expected.rate)
+        assert metrics[which]["cer"]["value"] == pytest.approx(expected.rate)
         assert metrics[which]["cer"]["edits"] == expected.edits
-    assert metrics["delta"]["cer"] == pytest.approx(metrics["tuned"]["cer"]["rate"] - metrics["base"]["cer"]["rate"])
-    assert metrics["options"]["normalization"] == "none"
+        low, high = metrics[which]["cer"]["ci"]
+        assert low <= expected.rate <= high
+        analysis = metrics["analysis"][which]
+        assert analysis["substitutions"] + analysis["insertions"] + analysis["deletions"] == expected.edits
+    assert metrics["delta"]["cer"] == pytest.approx(metrics["tuned"]["cer"]["value"] - metrics["base"]["cer"]["value"])
+    assert 0.0 <= metrics["p_value"]["cer"] <= 1.0
+    assert metrics_file["options"]["cer_wer"]["normalization"] == "none"
+    assert metrics_file["options"]["bootstrap"]["resamples"] == 50
 
 
 def test_train_cli_with_yaml_and_overrides(tiny_models, lines_dir, tmp_path, capsys):

@@ -42,11 +42,55 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 def cmd_evaluate(args, overrides: list[str]) -> int:
-    from docvlm.evaluate.scoring import evaluate_run, format_table
+    from docvlm.evaluate.scoring import format_summary, format_table
+
+    if args.predictions:
+        return _evaluate_predictions(args, overrides)
+    if not args.run:
+        raise DocVLMError("give a run folder, or --predictions FILE.jsonl --metric NAME")
+    if args.metric or args.baseline or args.output:
+        raise DocVLMError("--metric, --baseline and --output go with --predictions; a run is scored "
+                          "with the metrics of each dataset's task")
+    from docvlm.evaluate.run import evaluate_run
 
     results = evaluate_run(args.run, overrides)
     print(format_table(results))
+    for result in results:
+        summary = format_summary(result)
+        if summary:
+            print(summary)
     print(f"metrics written to {Path(args.run) / 'metrics'}")
+    return 0
+
+
+def _evaluate_predictions(args, overrides: list[str]) -> int:
+    from docvlm.config import load_config
+    from docvlm.evaluate.scoring import TASK_METRICS, evaluate_predictions, format_scores, format_summary, format_table
+    from docvlm.runs import write_json
+
+    if args.run:
+        raise DocVLMError("give either a run folder or --predictions, not both")
+    cfg = load_config(None, overrides).evaluate
+    metrics = tuple(dict.fromkeys(args.metric)) if args.metric else TASK_METRICS[args.task]
+    report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline)
+    result = next(iter(report["datasets"].values()))
+    print(format_table([result]) if args.baseline else format_scores(result))
+    summary = format_summary(result)
+    if summary:
+        print(summary)
+    if args.output:
+        write_json(args.output, report)
+        print(f"metrics written to {args.output}")
+    return 0
+
+
+def cmd_compare(args, overrides: list[str]) -> int:
+    from docvlm.evaluate.scoring import format_compare, load_run_metrics
+
+    if overrides:
+        raise DocVLMError("compare takes no config overrides")
+    runs = [(Path(run).name, load_run_metrics(run, args.split)) for run in args.runs]
+    print(format_compare(runs))
     return 0
 
 
@@ -116,6 +160,8 @@ def cmd_config(args, overrides: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from docvlm.evaluate.scoring import ALL_METRICS, TASK_METRICS
+
     parser = argparse.ArgumentParser(prog="docvlm", description=__doc__.splitlines()[0],
                                      epilog="Any config value can be overridden: --section.key value")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages too")
@@ -126,9 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     train.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="score the base and the tuned model of a run (CER/WER)")
-    evaluate.add_argument("run", help="run folder written by 'docvlm train'")
+    evaluate = commands.add_parser("evaluate", help="score the base and the tuned model of a run, or a predictions file")
+    evaluate.add_argument("run", nargs="?", help="run folder written by 'docvlm train'")
+    evaluate.add_argument("--predictions", help="score this predictions JSONL instead (any tool's)")
+    evaluate.add_argument("--baseline", help="with --predictions: a baseline predictions JSONL on the same samples")
+    evaluate.add_argument("--metric", action="append", choices=ALL_METRICS,
+                          help="metric for --predictions (repeatable; default: the --task's metrics)")
+    evaluate.add_argument("--task", default="transcription", choices=sorted(TASK_METRICS),
+                          help="with --predictions and no --metric: score as this task")
+    evaluate.add_argument("--output", help="with --predictions: write the metrics JSON here")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    compare = commands.add_parser("compare", help="one table of the evaluated metrics of several runs")
+    compare.add_argument("runs", nargs="+", help="run folders evaluated with 'docvlm evaluate'")
+    compare.add_argument("--split", default="test", choices=["test", "eval"], help="which metrics file to read")
+    compare.set_defaults(func=cmd_compare)
 
     predict = commands.add_parser("predict", help="batched inference; writes predictions.jsonl")
     predict.add_argument("model", help="run folder, adapter folder, model folder or hub id")

@@ -184,11 +184,59 @@ class GenerationConfig:
 
 
 @dataclass
+class TextMetricConfig:
+    """How CER/WER see text. The defaults are kraken's ``ketos test`` defaults (checked in its
+    source, kraken/ketos/recognition.py and kraken/lib/dataset: ``--normalization`` None,
+    ``--normalize-whitespace`` on = every Unicode whitespace character becomes a space and the ends
+    are stripped, errors counted on code points, no case folding). kraken applies these to the
+    ground truth only (its codec cannot emit anything else); a VLM can emit any code point, so here
+    both sides are transformed the same way. kraken also reorders right-to-left ground truth to
+    display order (``--reorder``); a VLM writes logical order, so both sides stay in logical order."""
+
+    normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD"] = "none"
+    """Unicode normalization of reference and prediction. CATMuS models are trained on NFD, so a
+    CER is only comparable with theirs under the same form."""
+    unit: Literal["codepoint", "grapheme"] = "codepoint"
+    """CER unit: Unicode code points (kraken, jiwer, torchmetrics) or extended grapheme clusters
+    (a letter with its combining marks, an emoji with its modifiers count as one)."""
+    whitespace: Literal["normalize", "collapse", "none"] = "normalize"
+    """``normalize``: each Unicode whitespace character -> space, ends stripped (kraken);
+    ``collapse``: additionally runs of spaces -> one space; ``none``: text as given."""
+    case_fold: bool = False
+    """Compare case-insensitively (Unicode case folding)."""
+    remove_punctuation: bool = False
+    """Drop every Unicode punctuation character (categories P*) before comparing."""
+
+
+@dataclass
 class EvalConfig:
     split: Literal["test", "eval"] = "test"
     """Which split of each dataset ``docvlm evaluate`` scores: its ``test_split`` or ``eval_split``."""
     max_samples: int | None = None
     """Cap on scored samples per dataset; empty: all."""
+    text: TextMetricConfig = field(default_factory=TextMetricConfig)
+    """Text normalization and unit for CER/WER (stated in every metrics file)."""
+    anls_threshold: float = 0.5
+    """ANLS: a similarity below this scores 0 (DocVQA/InfoVQA use 0.5)."""
+    anls_denominator: Literal["raw", "normalized"] = "raw"
+    """ANLS length normaliser: ``raw`` divides by the longer *raw* string (lmms-eval, the DocVQA
+    RRC script); ``normalized`` by the longer stripped/lower-cased/whitespace-collapsed string
+    (VLMEvalKit). The edit distance is on the normalized strings in both."""
+    relaxed_tolerance: float = 0.05
+    """ChartQA relaxed accuracy: largest accepted relative error of a numeric answer."""
+    bootstrap_resamples: int = 1000
+    """Bootstrap resamples for confidence intervals and the paired p-value; 0 disables them."""
+    confidence: float = 0.95
+    """Confidence level of the bootstrap percentile intervals."""
+    seed: int = 0
+    """Seed of the bootstrap resampling (same seed, same intervals)."""
+    group_by: list[str] = field(default_factory=lambda: ["group", "language"])
+    """Sample fields to break every metric down by (any prediction-row field, e.g. group,
+    language, dataset)."""
+    worst: int = 10
+    """Worst samples kept, with aligned reference/prediction, in the error analysis."""
+    top_confusions: int = 20
+    """Most frequent ``expected -> got`` confusions kept in the error analysis."""
 
 
 @dataclass

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from docvlm.config import load_config
 from docvlm.data.synthetic import LineStyle, is_rendered, write_synthetic_lines
-from docvlm.evaluate.scoring import evaluate_run, format_table
+from docvlm.evaluate.run import evaluate_run
+from docvlm.evaluate.scoring import format_table
 from docvlm.models.tiny import TinySize, build_tiny_model
 from docvlm.train.trainer import run_training
 
@@ -50,8 +51,8 @@ def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: lis
     print(format_table(results))
     elapsed = time.time() - started
     result = results[0]
-    print(f"[demo] held-out CER: base {result['base']['cer']['rate']:.2%} -> fine-tuned "
-          f"{result['tuned']['cer']['rate']:.2%} on {result['n']} lines; wall time {elapsed:.0f} s; "
+    print(f"[demo] held-out CER: base {result['base']['cer']['value']:.2%} -> fine-tuned "
+          f"{result['tuned']['cer']['value']:.2%} on {result['n']} lines; wall time {elapsed:.0f} s; "
           f"run folder {cfg.run_dir}")
     return results
 

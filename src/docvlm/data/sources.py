@@ -78,6 +78,17 @@ def _manifest_path(dataset: DatasetConfig, split: str) -> Path:
     return path
 
 
+def json_object(line: str, where: str) -> dict:
+    """One JSONL line as a dict, or an error naming ``where`` (file:line)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+    return row
+
+
 def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
     rows = []
     try:
@@ -87,12 +98,7 @@ def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{line_number}: expected a JSON object per line")
+        row = json_object(line, f"{path}:{line_number}")
         # One manifest for all splits: rows carry a "split" field; rows without one are kept.
         if single_file and "split" in row and row["split"] != split:
             continue

@@ -1,90 +1,370 @@
-"""``docvlm evaluate RUN``: the base and the tuned model on the same held-out samples.
+"""Scoring prediction rows: the metrics of a task, error analysis, bootstrap intervals, tables.
 
-For a LoRA run the base model *is* the tuned model with its adapters disabled, so one copy of the
-weights answers both questions; a fully tuned run loads the base checkpoint beside it. The base is
-given the tuned run's processor, so both read images at the same pixel budget.
+``docvlm evaluate RUN`` predicts with the base and the tuned model, then everything here works on
+prediction rows alone (``id``, ``prediction``, ``references`` and any grouping fields), so a
+predictions file written by any tool is scored by the same code. Pure Python + numpy: no torch
+import (the run evaluation, which needs models, lives in :mod:`docvlm.evaluate.run`).
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from docvlm.config import Config
-from docvlm.data.sources import load_split, split_name
-from docvlm.errors import DataError
-from docvlm.evaluate.metrics import transcription_scores
-from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
-from docvlm.predict.run import predict_samples, write_predictions
-from docvlm.runs import load_run_config, write_json
+import numpy as np
 
-log = logging.getLogger(__name__)
+from docvlm.config import EvalConfig
+from docvlm.errors import ConfigError
+from docvlm.evaluate import caption, vqa
+from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, paired_bootstrap, ratio
+from docvlm.evaluate.metrics import ErrorAnalysis, aligned, line_errors
+from docvlm.evaluate.predictions import pair_rows, read_predictions
 
-METRIC_OPTIONS = {"average": "micro (corpus edits / corpus reference length)", "unit_cer": "unicode code point",
-                  "unit_wer": "whitespace-separated word", "normalization": "none", "case_folding": False}
+TASK_METRICS = {
+    "transcription": ("cer", "wer"),
+    "vqa": ("anls",),
+    "chart": ("relaxed_accuracy",),
+    "vqav2": ("vqa_accuracy",),
+    "caption": ("bleu4", "cider_d"),
+    "exact": ("exact_match",),
+}
+LOWER_IS_BETTER = {"cer", "wer"}
+ERROR_RATES = ("cer", "wer")
+ALL_METRICS = ("cer", "wer", "anls", "relaxed_accuracy", "vqa_accuracy", "exact_match", "contains", "bleu4",
+               "cider_d")
+MEAN_SCORES: dict[str, Callable[[str, list[str], EvalConfig], float]] = {
+    "anls": lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
+    "relaxed_accuracy": lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance),
+    "vqa_accuracy": lambda p, refs, cfg: vqa.vqa_accuracy(p, refs),
+    "exact_match": lambda p, refs, cfg: vqa.exact_match(p, refs),
+    "contains": lambda p, refs, cfg: vqa.contains(p, refs),
+}
 
 
-def _role(cfg: Config) -> str:
-    return "test" if cfg.evaluate.split == "test" else "eval"
+def check_options(cfg: EvalConfig, metrics: tuple[str, ...] = ()) -> None:
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric '{unknown[0]}' (choose from {', '.join(ALL_METRICS)})")
+    if cfg.bootstrap_resamples < 0:
+        raise ConfigError("config key 'evaluate.bootstrap_resamples' must be >= 0")
+    if not 0 < cfg.confidence < 1:
+        raise ConfigError("config key 'evaluate.confidence' must be between 0 and 1")
+    if not 0 <= cfg.relaxed_tolerance:
+        raise ConfigError("config key 'evaluate.relaxed_tolerance' must be >= 0")
+    if not 0 <= cfg.anls_threshold <= 1:
+        raise ConfigError("config key 'evaluate.anls_threshold' must be between 0 and 1")
+    for key in ("worst", "top_confusions"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"config key 'evaluate.{key}' must be >= 0")
 
 
-def _score(rows: list[dict]) -> dict:
-    return transcription_scores([r["reference"] for r in rows], [r["prediction"] for r in rows])
+def metric_options(cfg: EvalConfig, metrics: tuple[str, ...]) -> dict:
+    """What every metrics file states: the options each of its metrics was computed with."""
+    options: dict = {}
+    if {"cer", "wer"} & set(metrics):
+        options["cer_wer"] = {"average": "micro (corpus edits / corpus reference length)",
+                              "unit_cer": cfg.text.unit, "unit_wer": "whitespace-separated word",
+                              **dataclasses.asdict(cfg.text)}
+    if "anls" in metrics:
+        options["anls"] = {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
+                           "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
+                           else "VLMEvalKit (normalized lengths)"}
+    if "relaxed_accuracy" in metrics:
+        options["relaxed_accuracy"] = {"tolerance": cfg.relaxed_tolerance, "reference": "pix2struct"}
+    if "vqa_accuracy" in metrics:
+        options["vqa_accuracy"] = {"normalization": "official VQAv2 (GT-Vision-Lab vqaEval.py)"}
+    if {"bleu4", "cider_d"} & set(metrics):
+        options["caption"] = {"reference": "coco-caption", "tokenizer": "lower-case, punctuation removed, "
+                              "whitespace split", "cider_sigma": caption.SIGMA}
+    if cfg.bootstrap_resamples:
+        options["bootstrap"] = {"resamples": cfg.bootstrap_resamples, "confidence": cfg.confidence,
+                                "seed": cfg.seed, "method": "percentile; samples resampled, corpus metric "
+                                "recomputed; paired p = share of resamples where tuned is not better"}
+    return options
 
 
-def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> list[dict]:
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir, overrides)
-    role = _role(cfg)
-    tuned = load_tuned(run_dir, cfg.model)
-    base: Loaded | None = None
-    results = []
-    for dataset in cfg.data.datasets:
-        split = split_name(dataset, role)
-        if split is None:
-            continue
-        samples = load_split(dataset, role, cfg.data)
-        samples = samples.head(cfg.evaluate.max_samples)
-        if len(samples) == 0:
-            raise DataError(f"dataset '{dataset.name}' split '{split}' has no samples to score")
-        generation = cfg.generation
-        tuned_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                     generation.num_beams, progress)
-        if (run_dir / ADAPTER_DIR).is_dir():
-            with tuned.model.disable_adapter():
-                base_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                            generation.num_beams, progress)
+# --------------------------------------------------------------------------------------------
+# One system (one model's predictions) on one dataset
+
+
+@dataclass
+class SystemScore:
+    metrics: tuple[str, ...]
+    stats: dict[str, CorpusStats]
+    per_sample: dict[str, list[float | None]]
+    rows: list[dict]
+    analysis: ErrorAnalysis | None = None
+    alignments: list[tuple] = field(default_factory=list)
+    empty_references: list[str] = field(default_factory=list)
+
+    def value(self, metric: str) -> float | None:
+        return _finite(self.stats[metric].value())
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def score_rows(rows: list[dict], metrics: tuple[str, ...], cfg: EvalConfig) -> SystemScore:
+    """Every requested metric on prediction rows (each with ``prediction`` and ``references``)."""
+    score = SystemScore(metrics, {}, {}, rows)
+    if {"cer", "wer"} & set(metrics):
+        _score_transcription(score, cfg)
+    for metric in metrics:
+        if metric in MEAN_SCORES:
+            values = [MEAN_SCORES[metric](r["prediction"], r["references"], cfg) for r in rows]
+            _add_mean(score, metric, values)
+    if "bleu4" in metrics:
+        table = np.array([caption.bleu_stats(r["prediction"], r["references"]) for r in rows])
+        score.stats["bleu4"] = CorpusStats(table, caption.bleu_from_stats)
+        score.per_sample["bleu4"] = [float(caption.bleu_from_stats(row)) for row in table]
+    if "cider_d" in metrics:
+        _add_mean(score, "cider_d", caption.cider_d_scores([r["prediction"] for r in rows],
+                                                            [r["references"] for r in rows]))
+    if not {"cer", "wer"} & set(metrics):
+        score.empty_references = [r["id"] for r in rows if not any(ref.strip() for ref in r["references"])]
+    return score
+
+
+def _add_mean(score: SystemScore, metric: str, values: list[float]) -> None:
+    table = np.column_stack([np.asarray(values, dtype=float), np.ones(len(values))])
+    score.stats[metric] = CorpusStats(table, ratio)
+    score.per_sample[metric] = list(values)
+
+
+def _score_transcription(score: SystemScore, cfg: EvalConfig) -> None:
+    analysis = ErrorAnalysis()
+    table = np.zeros((len(score.rows), 4))
+    for i, row in enumerate(score.rows):
+        # Transcriptions have one reference: the trained target (``reference``) when present.
+        reference = row.get("reference") if isinstance(row.get("reference"), str) else row["references"][0]
+        errors = line_errors(reference, row["prediction"], cfg.text, analysis)
+        table[i] = (errors.char_edits, errors.char_length, errors.word_edits, errors.word_length)
+        score.alignments.append((errors.reference, errors.prediction))
+        if errors.char_length == 0:
+            score.empty_references.append(row["id"])
+    score.analysis = analysis
+    for metric, columns in (("cer", slice(0, 2)), ("wer", slice(2, 4))):
+        score.stats[metric] = CorpusStats(table[:, columns], ratio)
+        score.per_sample[metric] = [e / n if n else None for e, n in table[:, columns]]
+
+
+def _metric_entry(score: SystemScore, metric: str, cfg: EvalConfig) -> dict:
+    entry: dict = {"value": score.value(metric)}
+    if metric in ERROR_RATES:
+        sums = score.stats[metric].stats.sum(axis=0)
+        entry.update(edits=int(sums[0]), reference_length=int(sums[1]))
+    return entry
+
+
+def _sample_badness(score: SystemScore, metric: str, i: int) -> float:
+    value = score.per_sample[metric][i]
+    if metric in LOWER_IS_BETTER:
+        if value is None:  # empty reference: any predicted unit is an unbounded error
+            return math.inf if score.stats[metric].stats[i, 0] else 0.0
+        return value
+    return -value
+
+
+def _worst(score: SystemScore, cfg: EvalConfig) -> list[dict]:
+    primary = score.metrics[0]
+    order = sorted(range(len(score.rows)), key=lambda i: _sample_badness(score, primary, i), reverse=True)
+    worst = []
+    for i in order[:cfg.worst]:
+        row = score.rows[i]
+        entry = {"id": row["id"], primary: score.per_sample[primary][i]}
+        if score.alignments:
+            entry["reference_aligned"], entry["prediction_aligned"] = aligned(*score.alignments[i])
         else:
-            base = base or load_base(cfg.model, processor_from=str(run_dir / MODEL_DIR))
-            base.model.eval()
-            base_rows = predict_samples(base, samples, generation.batch_size, generation.max_new_tokens,
-                                        generation.num_beams, progress)
-        stem = f"{dataset.name}-{split}"
-        write_predictions(base_rows, run_dir / "predictions" / f"base-{stem}.jsonl")
-        write_predictions(tuned_rows, run_dir / "predictions" / f"tuned-{stem}.jsonl")
-        base_scores, tuned_scores = _score(base_rows), _score(tuned_rows)
-        result = {
-            "dataset": dataset.name, "split": split, "task": dataset.task, "n": tuned_scores["n"],
-            "skipped": samples.report.as_dict()["skipped_total"],
-            "base": base_scores, "tuned": tuned_scores,
-            "delta": {m: tuned_scores[m]["rate"] - base_scores[m]["rate"] for m in ("cer", "wer")},
-            "options": METRIC_OPTIONS,
-        }
-        write_json(run_dir / "metrics" / f"{stem}.json", result)
-        results.append(result)
-    if not results:
-        raise DataError(f"no dataset of {run_dir} has a '{cfg.evaluate.split}' split configured")
-    return results
+            entry["references"], entry["prediction"] = row["references"], row["prediction"]
+        worst.append(entry)
+    return worst
+
+
+def _groups(score: SystemScore, cfg: EvalConfig) -> dict:
+    groups: dict = {}
+    for name in cfg.group_by:
+        members: dict = defaultdict(list)
+        for i, row in enumerate(score.rows):
+            if row.get(name) is not None:
+                members[str(row[name])].append(i)
+        if not members:
+            continue
+        groups[name] = {value: {"n": len(idx), **{m: _finite(score.stats[m].value(np.array(idx)))
+                                                  for m in score.metrics}}
+                        for value, idx in sorted(members.items())}
+    return groups
+
+
+def system_report(score: SystemScore, cfg: EvalConfig) -> dict:
+    report = {m: _metric_entry(score, m, cfg) for m in score.metrics}
+    if cfg.bootstrap_resamples:
+        for m in score.metrics:
+            report[m]["ci"] = bootstrap_ci(score.stats[m], cfg.bootstrap_resamples, cfg.seed, cfg.confidence)
+    return report
+
+
+def analysis_report(score: SystemScore, cfg: EvalConfig) -> dict:
+    analysis = score.analysis.as_dict(cfg.top_confusions) if score.analysis else {}
+    return {**analysis, "groups": _groups(score, cfg), "worst": _worst(score, cfg)}
+
+
+def dataset_result(name: str, split: str, task: str, metrics: tuple[str, ...], cfg: EvalConfig,
+                   tuned: SystemScore, base: SystemScore | None = None, skipped: int = 0) -> dict:
+    """The per-dataset section of a metrics file: scores, CIs, paired test, error analysis."""
+    result: dict = {"dataset": name, "split": split, "task": task, "n": len(tuned.rows), "skipped": skipped,
+                    "metrics": list(metrics),
+                    "empty_references": {"count": len(tuned.empty_references), "ids": tuned.empty_references[:20]}}
+    if base is None:
+        result["scores"] = system_report(tuned, cfg)
+        result["analysis"] = analysis_report(tuned, cfg)
+        return result
+    result["base"], result["tuned"] = _entries(base, cfg), _entries(tuned, cfg)
+    result["delta"] = {m: _delta(base.value(m), tuned.value(m)) for m in metrics}
+    if cfg.bootstrap_resamples:
+        result["delta_ci"], result["p_value"] = {}, {}
+        for m in metrics:
+            paired = paired_bootstrap(base.stats[m], tuned.stats[m], cfg.bootstrap_resamples, cfg.seed,
+                                      cfg.confidence, higher_is_better=m not in LOWER_IS_BETTER)
+            result["base"][m]["ci"], result["tuned"][m]["ci"] = paired.base_ci, paired.tuned_ci
+            result["delta_ci"][m], result["p_value"][m] = paired.delta_ci, paired.p_value
+    result["analysis"] = {"base": analysis_report(base, cfg), "tuned": analysis_report(tuned, cfg)}
+    return result
+
+
+def _entries(score: SystemScore, cfg: EvalConfig) -> dict:
+    return {m: _metric_entry(score, m, cfg) for m in score.metrics}
+
+
+def _delta(base: float | None, tuned: float | None) -> float | None:
+    return None if base is None or tuned is None else tuned - base
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def _show(metric: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if metric == "cider_d" else f"{value:.2%}"
+
+
+def _show_ci(metric: str, ci: list | None) -> str:
+    if not ci or ci[0] is None:
+        return ""
+    low, high = (f"{x:.3f}" if metric == "cider_d" else f"{x * 100:.2f}" for x in ci)
+    return f"[{low}, {high}]"
+
+
+def _cell(metric: str, entry: dict) -> str:
+    return f"{_show(metric, entry['value'])} {_show_ci(metric, entry.get('ci'))}".strip()
 
 
 def format_table(results: list[dict]) -> str:
-    header = f"{'dataset/split':<24} {'n':>6} {'metric':<6} {'base':>9} {'tuned':>9} {'delta':>9}"
+    """base, tuned, delta (with its CI) and the paired p-value per dataset and metric."""
+    header = (f"{'dataset/split':<24} {'n':>6} {'metric':<17} {'base [95% CI]':<24} {'tuned [95% CI]':<24} "
+              f"{'delta [95% CI]':<26} {'p':>6}")
     lines = [header, "-" * len(header)]
     for result in results:
         name = f"{result['dataset']}/{result['split']}"
-        for metric in ("cer", "wer"):
-            base, tuned = result["base"][metric]["rate"], result["tuned"][metric]["rate"]
-            lines.append(f"{name:<24} {result['n']:>6} {metric.upper():<6} {base:>8.2%} {tuned:>8.2%} "
-                         f"{tuned - base:>+8.2%}")
+        for metric in result["metrics"]:
+            delta = result["delta"][metric]
+            delta_text = "n/a" if delta is None else (
+                f"{delta:+.3f}" if metric == "cider_d" else f"{delta:+.2%}")
+            delta_text = f"{delta_text} {_show_ci(metric, result.get('delta_ci', {}).get(metric))}".strip()
+            p = result.get("p_value", {}).get(metric)
+            lines.append(f"{name:<24} {result['n']:>6} {metric.upper():<17} {_cell(metric, result['base'][metric]):<24} "
+                         f"{_cell(metric, result['tuned'][metric]):<24} {delta_text:<26} "
+                         f"{'' if p is None else f'{p:.3f}':>6}")
             name = ""
     return "\n".join(lines)
+
+
+def format_scores(result: dict) -> str:
+    """One system's scores (``docvlm evaluate --predictions``)."""
+    lines = [f"{'metric':<17} {'n':>7} {'value [95% CI]':<28}"]
+    for metric in result["metrics"]:
+        lines.append(f"{metric.upper():<17} {result['n']:>7} {_cell(metric, result['scores'][metric]):<28}")
+    return "\n".join(lines)
+
+
+def format_summary(result: dict, system: str = "tuned") -> str:
+    """A few lines of error analysis: S/I/D, the top confusions, empty references."""
+    analysis = result["analysis"].get(system, result["analysis"])
+    parts = []
+    if "substitutions" in analysis:
+        parts.append(f"{result['dataset']}: {analysis['substitutions']} substitutions, "
+                     f"{analysis['insertions']} insertions, {analysis['deletions']} deletions")
+        top = ", ".join(f"{c['expected'] or '∅'!r}->{c['got'] or '∅'!r} x{c['count']}"
+                        for c in analysis["top_confusions"][:5])
+        if top:
+            parts.append(f"  top confusions: {top}")
+    empty = result["empty_references"]["count"]
+    if empty:
+        parts.append(f"  {empty} sample(s) with an empty reference (no unit to divide by; counted, "
+                     f"not scored as a rate): {', '.join(result['empty_references']['ids'][:5])}")
+    return "\n".join(parts)
+
+
+def format_compare(runs: list[tuple[str, dict]]) -> str:
+    """One table across runs: the first run's base, then every run's tuned score with its CI."""
+    names = [name for name, _ in runs]
+    keys: list[tuple[str, str]] = []
+    for _, metrics_file in runs:
+        for dataset, result in metrics_file["datasets"].items():
+            keys += [(dataset, m) for m in result["metrics"] if (dataset, m) not in keys]
+    width = max(24, *(len(n) + 2 for n in names))
+    header = f"{'dataset':<20} {'metric':<17} {'base (' + names[0] + ')':<{width}}" + "".join(
+        f" {n:<{width}}" for n in names)
+    lines = [header, "-" * len(header)]
+    for dataset, metric in keys:
+        first = runs[0][1]["datasets"].get(dataset)
+        base = _cell(metric, first["base"][metric]) if first and metric in first.get("base", {}) else "-"
+        cells = []
+        for _, metrics_file in runs:
+            result = metrics_file["datasets"].get(dataset)
+            cells.append(_cell(metric, result["tuned"][metric]) if result and metric in result.get("tuned", {})
+                         else "-")
+        lines.append(f"{dataset:<20} {metric.upper():<17} {base:<{width}}" + "".join(f" {c:<{width}}" for c in cells))
+    return "\n".join(lines)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Commands that need no model: a predictions file, and several runs side by side
+
+
+def evaluate_predictions(path: str, metrics: tuple[str, ...], cfg: EvalConfig, baseline: str | None = None) -> dict:
+    """Score a predictions file (optionally against a baseline file on the same samples)."""
+    check_options(cfg, metrics)
+    rows = read_predictions(path)
+    name = Path(path).stem
+    if baseline is None:
+        result = dataset_result(name, "-", "predictions", metrics, cfg, score_rows(rows, metrics, cfg))
+    else:
+        base_rows = read_predictions(baseline)
+        rows = pair_rows(base_rows, rows, str(baseline), str(path))
+        result = dataset_result(name, "-", "predictions", metrics, cfg, score_rows(rows, metrics, cfg),
+                                base=score_rows(base_rows, metrics, cfg))
+    return {"predictions": str(path), "baseline": baseline, "options": metric_options(cfg, metrics),
+            "datasets": {name: result}}
+
+
+def metrics_file(run_dir, split: str) -> Path:
+    return Path(run_dir) / "metrics" / f"{split}.json"
+
+
+def load_run_metrics(run_dir, split: str) -> dict:
+    path = metrics_file(run_dir, split)
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {path.relative_to(run_dir)}; run 'docvlm evaluate {run_dir}' first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None

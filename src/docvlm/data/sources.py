@@ -6,6 +6,7 @@ Indexing reads ids and targets only. Images are decoded when a sample is asked f
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -16,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from docvlm.config import DataConfig, DatasetConfig
-from docvlm.data.schema import (BadSample, PixelBudget, Record, Sample, SkipReport, check_image_header,
-                                open_image)
+from docvlm.data.schema import (BadSample, LineCrop, PixelBudget, Record, Sample, SkipReport, check_image_header,
+                                crop_line, open_image, resolve_inside)
 from docvlm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -53,24 +54,48 @@ def parse_select(text: str | None, length: int, key: str) -> range:
 
 
 def source_format(dataset: DatasetConfig) -> str:
+    """The configured format, or the one the source's name and content leave no doubt about."""
     if dataset.format != "auto":
         return dataset.format
+    from docvlm.data.folders import is_line_folder
+    from docvlm.data.layout import detect_layout_format
+
     path = Path(dataset.source)
-    if path.suffix == ".jsonl" or (path.is_dir() and any(path.glob("*.jsonl"))):
-        return "jsonl"
-    return "hf"
+    if path.name == "dataset_info.json" or (path.is_dir() and (path / "dataset_info.json").is_file()
+                                            and not (path / "dataset_dict.json").is_file()
+                                            and not (path / "state.json").is_file()):
+        return "llamafactory"
+    if path.suffix in (".jsonl", ".csv"):
+        return path.suffix[1:]
+    if path.suffix == ".xml":
+        return detect_layout_format(path) or "page"
+    if not path.is_dir():
+        return "hf"
+    found = [name for name, present in (
+        ("jsonl", any(path.glob("*.jsonl"))), ("csv", any(path.glob("*.csv"))),
+        ("hf", (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()),
+        ("lines", is_line_folder(path)), ("xml", next(path.rglob("*.xml"), None) is not None)) if present]
+    if len(found) > 1:
+        raise DataError(f"dataset '{dataset.name}': {path} holds {' and '.join(found)} data; set format "
+                        "(hf, jsonl, csv, page, alto, lines, llamafactory)")
+    if found == ["xml"]:
+        detected = detect_layout_format(path)
+        if detected is None:
+            raise DataError(f"dataset '{dataset.name}': no PAGE-XML or ALTO file in {path}")
+        return detected
+    return found[0] if found else "hf"
 
 
 # --------------------------------------------------------------------------------------------
 # JSONL manifests
 
 
-def _manifest_path(dataset: DatasetConfig, split: str) -> Path:
+def _manifest_path(dataset: DatasetConfig, split: str, suffix: str = ".jsonl") -> Path:
     path = Path(dataset.source)
     if path.is_dir():
-        candidate = path / f"{split}.jsonl"
+        candidate = path / f"{split}{suffix}"
         if not candidate.is_file():
-            available = sorted(p.stem for p in path.glob("*.jsonl"))
+            available = sorted(p.stem for p in path.glob(f"*{suffix}"))
             raise DataError(f"{path}: no manifest for split '{split}' (found splits: {', '.join(available) or 'none'})")
         return candidate
     if not path.is_file():
@@ -100,10 +125,32 @@ def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple
     return rows
 
 
-def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str) -> list[Record]:
+def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
+    """CSV rows with their line numbers; same ``split`` column rule as JSONL."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}:{reader.line_num}: more values than header columns")
+                if single_file and row.get("split") not in (None, "", split):
+                    continue
+                rows.append((reader.line_num, row))
+            return rows
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not valid CSV ({error})") from None
+
+
+def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str,
+                suffix: str = ".jsonl") -> list[Record]:
+    """A JSONL (or, with ``suffix='.csv'``, CSV) manifest: one sample per line/row."""
     split = split_name(dataset, role)
-    path = _manifest_path(dataset, split)
-    rows = _read_manifest_rows(path, split, single_file=not Path(dataset.source).is_dir())
+    path = _manifest_path(dataset, split, suffix)
+    read = _read_csv_rows if suffix == ".csv" else _read_manifest_rows
+    rows = read(path, split, single_file=not Path(dataset.source).is_dir())
     rows = _chosen(rows, dataset, role)
     records = []
     for line_number, row in rows:
@@ -126,7 +173,8 @@ def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, def
     target = row[dataset.text_column]
     if not isinstance(target, str) or not target.strip():
         raise BadSample("empty_target", f"{where}: field '{dataset.text_column}' is empty")
-    image_path = path.parent / str(row[dataset.image_column])
+    image_path = resolve_inside(path.parent, str(row[dataset.image_column]),
+                                f"{where}: field '{dataset.image_column}'", dataset.allow_outside_root)
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
     return _record(dataset, sample_id, target, str(image_path), where, row)
 
@@ -164,15 +212,16 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
     split = split_name(dataset, role)
     table = _load_hf_split(dataset, split)
     where = f"dataset '{dataset.source}' split '{split}'"
-    for column in [dataset.image_column, dataset.text_column] + [
-            c for c in (dataset.id_column, dataset.group_column, dataset.language_column) if c]:
+    target_column = dataset.answers_column or dataset.text_column
+    # Read the text columns only: selecting columns avoids decoding any image here.
+    text_columns = list(dict.fromkeys(c for c in (target_column, dataset.question_column, dataset.id_column,
+                                                  dataset.group_column, dataset.language_column,
+                                                  *dataset.extra_columns) if c))
+    for column in [dataset.image_column] + text_columns:
         if column not in table.column_names:
             raise DataError(f"{where}: column '{column}' not found (columns: {', '.join(table.column_names)})")
     # Rows are chosen by original index, so a sample keeps its id and row whatever the seed/select.
     row_indices = _chosen(list(range(len(table))), dataset, role)
-    # Read the text columns only: selecting columns avoids decoding any image here.
-    text_columns = [c for c in (dataset.text_column, dataset.id_column, dataset.group_column,
-                                dataset.language_column) if c]
     texts = table.select_columns(text_columns).select(row_indices).to_dict()
     records = []
     for position, row_index in enumerate(row_indices):
@@ -180,15 +229,46 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
         sample_id = str(row[dataset.id_column]) if dataset.id_column else f"{split}-{row_index}"
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
-        target = row[dataset.text_column]
         try:
-            if not isinstance(target, str) or not target.strip():
-                raise BadSample("empty_target", f"{row_where}: field '{dataset.text_column}' is empty")
-            records.append(_record(dataset, sample_id, target, row_index, row_where, row))
+            target, references = _hf_answers(dataset, row[target_column], row_where)
+            record = _record(dataset, sample_id, target, row_index, row_where, row)
+            record.references = references
+            if dataset.question_column:
+                record.prompt = dataset.prompt_template.replace(
+                    "{question}", _question(dataset, row[dataset.question_column], row_where))
+            records.append(record)
         except BadSample as bad:
             _handle_bad(bad, report, on_bad)
     report.kept = len(records)
     return records, table
+
+
+def _hf_answers(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, tuple[str, ...]]:
+    """The training target and, for a list of answers, every acceptable one (first = target)."""
+    column = dataset.answers_column or dataset.text_column
+    if dataset.answers_column:
+        answers = [value] if isinstance(value, str) else list(value or [])
+        answers = [a for a in answers if isinstance(a, str) and a.strip()]
+        if not answers:
+            raise BadSample("empty_target", f"{where}: field '{column}' has no non-empty answer")
+        return answers[0], tuple(answers) if len(answers) > 1 else ()
+    if not isinstance(value, str) or not value.strip():
+        raise BadSample("empty_target", f"{where}: field '{column}' is empty")
+    return value, ()
+
+
+def _question(dataset: DatasetConfig, value: Any, where: str) -> str:
+    """A question, or its ``question_language`` entry when it is a per-language dict."""
+    column = dataset.question_column
+    if isinstance(value, dict):
+        if dataset.question_language is None:
+            raise BadSample("missing_field", f"{where}: field '{column}' is a per-language dict "
+                                             f"({', '.join(value)}); set question_language")
+        value = value.get(dataset.question_language)
+        column = f"{column}.{dataset.question_language}"
+    if not isinstance(value, str) or not value.strip():
+        raise BadSample("empty_question", f"{where}: field '{column}' is empty or missing")
+    return value
 
 
 def _decode_hf_image(value: Any, where: str) -> Image.Image:
@@ -210,10 +290,12 @@ def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any,
     def optional(column: str | None) -> str | None:
         return None if not column or row.get(column) is None else str(row[column])
 
+    group_parts = [optional(c) for c in (dataset.group_column, *dataset.extra_columns)]
+    group = "/".join(p for p in group_parts if p is not None) or None
     return Record(
         id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt, dataset=dataset.name,
         task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
-        group=optional(dataset.group_column), language=optional(dataset.language_column), where=where,
+        group=group, language=optional(dataset.language_column), where=where,
     )
 
 
@@ -256,6 +338,8 @@ class SampleSet:
         return SampleSet(self.records[:limit], self.hf_table, self.image_column, self.on_bad, self.report)
 
     def load_image(self, record: Record) -> Image.Image:
+        if isinstance(record.image_ref, LineCrop):
+            return crop_line(record.image_ref, record.where)
         if isinstance(record.image_ref, str):
             return open_image(record.image_ref, f"{record.where}: image {record.image_ref}")
         value = self.hf_table[int(record.image_ref)][self.image_column]
@@ -280,11 +364,34 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
     if not dataset.source:
         raise DataError(f"dataset '{dataset.name}': 'source' is empty (a hub id, a folder or a .jsonl manifest)")
     report = SkipReport()
-    if source_format(dataset) == "jsonl":
-        return SampleSet(index_jsonl(dataset, role, report, data.on_bad_sample), None,
-                         dataset.image_column, data.on_bad_sample, report)
+    fmt = source_format(dataset)
+    if fmt != "hf":
+        records = _index_files(fmt, dataset, role, report, data.on_bad_sample)
+        return SampleSet(records, None, dataset.image_column, data.on_bad_sample, report)
     records, table = index_hf(dataset, role, report, data.on_bad_sample)
     return SampleSet(records, table, dataset.image_column, data.on_bad_sample, report)
+
+
+def _index_files(fmt: str, dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str) -> list[Record]:
+    """Records of a file-based source (everything but Hugging Face datasets)."""
+    if fmt in ("jsonl", "csv"):
+        return index_jsonl(dataset, role, report, on_bad, suffix=f".{fmt}")
+    split = split_name(dataset, role)
+    if fmt in ("page", "alto"):
+        from docvlm.data.layout import index_layout
+
+        records = index_layout(dataset, split, report, on_bad, _handle_bad)
+    elif fmt == "lines":
+        from docvlm.data.folders import index_lines
+
+        records = index_lines(dataset, split, report, on_bad, _handle_bad)
+    else:
+        from docvlm.data.llamafactory import index_llamafactory
+
+        records = index_llamafactory(dataset, split, report, on_bad, _handle_bad)
+    chosen = _chosen(records, dataset, role)
+    report.kept = len(chosen)
+    return chosen
 
 
 class ConcatSampleSet(SampleSet):

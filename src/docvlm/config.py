@@ -167,6 +167,8 @@ class DataConfig:
     ``weight``, interleaved with ``train.seed`` (small datasets repeat, large ones are subsampled)."""
     mixture_size: int | None = None
     """Samples per epoch of a ``weighted`` mixture; empty: the total of all training datasets."""
+    mixture_seed: int = 0
+    """Seed of the ``weighted`` mixture's draw and interleaving."""
     max_target_length: int = 1000
     """``data check`` reports targets longer than this (in tokens of the model's tokenizer when it
     loads, else characters)."""

@@ -428,17 +428,93 @@ class ConcatSampleSet(SampleSet):
         raise IndexError(index)
 
 
+def mixture_counts(lengths: list[int], weights: list[float], size: int) -> list[int]:
+    """Samples drawn from each dataset: ``size`` shared in proportion to the weights, exactly.
+
+    Largest-remainder rounding, so the counts add up to ``size`` and follow the ratios as closely
+    as integers allow.
+    """
+    total = sum(weights)
+    shares = [size * w / total for w in weights]
+    counts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[: size - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+class MixtureSampleSet(SampleSet):
+    """Several training sets drawn with ratios and interleaved, reproducibly (``mixture_seed``).
+
+    An epoch is ``size`` samples; dataset *i* contributes ``size * w_i / sum(w)`` of them, taken as
+    whole shuffled passes over it plus a seeded random part of one more pass, so a small dataset
+    repeats and a large one is subsampled, without any sample repeating before all have been used.
+    The draw is fixed for the run: every epoch sees the same samples, in the order the Trainer's
+    (seeded) sampler shuffles them into.
+    """
+
+    def __init__(self, parts: list[SampleSet], weights: list[float], size: int, seed: int):
+        self.parts = parts
+        self.counts = mixture_counts([len(p) for p in parts], weights, size)
+        rng = random.Random(seed)
+        index: list[tuple[int, int]] = []
+        for number, (part, count) in enumerate(zip(parts, self.counts)):
+            picks: list[int] = []
+            while count - len(picks) >= len(part) > 0:
+                passes = list(range(len(part)))
+                rng.shuffle(passes)
+                picks += passes
+            picks += rng.sample(range(len(part)), count - len(picks))
+            index += [(number, i) for i in picks]
+        rng.shuffle(index)
+        self.index = index
+        self.records = [parts[p].records[i] for p, i in index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def head(self, limit: int | None) -> SampleSet:
+        if limit is None or len(self) <= limit:
+            return self
+        subset = object.__new__(MixtureSampleSet)
+        subset.parts, subset.counts = self.parts, self.counts
+        subset.index, subset.records = self.index[:limit], self.records[:limit]
+        return subset
+
+    def __getitem__(self, index: int) -> Sample | None:
+        part, row = self.index[index]
+        return self.parts[part][row]
+
+
+def _mixture(data: DataConfig, parts: list[SampleSet], datasets: list[DatasetConfig]) -> SampleSet:
+    weights = [d.weight for d in datasets]
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise DataError(f"data.mixture weighted: weights must be >= 0 and not all 0, got {weights}")
+    for part, dataset in zip(parts, datasets):
+        if dataset.weight > 0 and len(part) == 0:
+            raise DataError(f"dataset '{dataset.name}': weight {dataset.weight} but no training samples")
+    size = data.mixture_size or sum(len(p) for p in parts)
+    return MixtureSampleSet(parts, weights, size, data.mixture_seed)
+
+
 def load_role(data: DataConfig, role: str) -> tuple[SampleSet | None, dict]:
-    """All datasets' splits for a role combined, with a per-dataset skip report."""
-    parts, reports = [], {}
+    """All datasets' splits for a role combined, with a per-dataset skip report.
+
+    Training with ``data.mixture: weighted`` draws a ``MixtureSampleSet``; otherwise (and for the
+    evaluation roles, which must score every sample once) the splits are concatenated.
+    """
+    parts, reports, used = [], {}, []
     for dataset in data.datasets:
         part = load_split(dataset, role, data)
         if part is None:
             continue
         parts.append(part)
+        used.append(dataset)
         reports[f"{dataset.name}/{split_name(dataset, role)}"] = part.report
     if not parts:
         return None, reports
+    if role == "train" and data.mixture == "weighted":
+        return _mixture(data, parts, used), reports
     if len(parts) == 1:
         return parts[0], reports
     return ConcatSampleSet(parts), reports

@@ -176,7 +176,14 @@ def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, def
     image_path = resolve_inside(path.parent, str(row[dataset.image_column]),
                                 f"{where}: field '{dataset.image_column}'", dataset.allow_outside_root)
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
-    return _record(dataset, sample_id, target, str(image_path), where, row)
+    record = _record(dataset, sample_id, target, str(image_path), where, row)
+    # Manifests written by ``docvlm data export`` carry per-sample prompts and VQA answers.
+    if isinstance(row.get("prompt"), str) and row["prompt"].strip():
+        record.prompt = row["prompt"]
+    references = row.get("references")
+    if isinstance(references, list) and len(references) > 1:
+        record.references = tuple(str(r) for r in references)
+    return record
 
 
 # --------------------------------------------------------------------------------------------

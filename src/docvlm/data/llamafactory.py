@@ -18,6 +18,7 @@ from pathlib import Path
 
 from docvlm.config import DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header, resolve_inside
+from docvlm.data.sources import read_json_lines, read_utf8
 from docvlm.data.splits import units_of_split
 from docvlm.errors import DataError
 
@@ -105,19 +106,9 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
     """``(position, row)``: the line number for JSONL, the list index for JSON."""
     if not path.is_file():
         raise DataError(f"LLaMA-Factory data file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        return rows
+        return read_json_lines(path)
+    text = read_utf8(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:

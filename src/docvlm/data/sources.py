@@ -103,19 +103,29 @@ def _manifest_path(dataset: DatasetConfig, split: str, suffix: str = ".jsonl") -
     return path
 
 
-def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
-    rows = []
+def read_utf8(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error})") from None
-    for line_number, line in enumerate(text.splitlines(), start=1):
+
+
+def read_json_lines(path: Path) -> list[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSONL file."""
+    values = []
+    for line_number, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            values.append((line_number, json.loads(line)))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+    return values
+
+
+def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
+    rows = []
+    for line_number, row in read_json_lines(path):
         if not isinstance(row, dict):
             raise DataError(f"{path}:{line_number}: expected a JSON object per line")
         # One manifest for all splits: rows carry a "split" field; rows without one are kept.

@@ -253,11 +253,12 @@ def format_summary(report: dict) -> str:
     lines = [f"target lengths in {report['length_unit']}"]
     for label, split in report["splits"].items():
         skipped = sum(split["skipped"].values())
-        line = (f"{label}: {split['samples']} samples, {skipped} skipped {split['skipped'] or ''}, "
+        reasons = f" {split['skipped']}" if skipped else ""
+        line = (f"{label}: {split['samples']} samples, {skipped} skipped{reasons}, "
                 f"{split['unreadable_images']} unreadable images, {len(split['groups'])} groups; "
                 f"target length {split['target_length']['min']}-{split['target_length']['max']} "
                 f"(mean {split['target_length']['mean']}, {split['target_length']['over_limit']} over the limit)")
-        lines.append(line.replace(" {}", ""))
+        lines.append(line)
         if split["adjusted"]:
             lines.append(f"  repaired: {split['adjusted']}")
         lines.append(f"  image width {split['image_width']}  height {split['image_height']}")

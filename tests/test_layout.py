@@ -138,6 +138,12 @@ def test_split_subfolders(layout_dir, tmp_path):
     assert {r.group for r in load_split(dataset, "test", data).records} == {"test/test"}
 
 
+def test_select_after_indexing_keeps_counts_consistent(layout_dir):
+    samples = read(layout_dir / "page2013.xml", train_select="1:3")
+    assert [r.id for r in samples.records] == ["page2013:l1", "page2013:l2"]
+    assert (samples.report.total, samples.report.kept) == (2, 2)
+
+
 def test_split_tag_and_missing_split(layout_dir):
     with pytest.raises(DataError, match="no split 'train' \\(found splits: test\\)"):
         read(layout_dir / "alto4.xml", "train")

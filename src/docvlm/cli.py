@@ -76,7 +76,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
         role = {"train": "train", "eval": "eval", "validation": "eval", "test": "test"}.get(args.split)
         if role is None:
             raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
-        data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad})
+        # Every sample of the split once, even when training drew a weighted mixture.
+        data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad, "mixture": "concat"})
         samples, _ = load_role(data, role)
         if samples is None:
             raise DocVLMError(f"no dataset of the run has a {args.split} split configured")

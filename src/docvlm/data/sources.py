@@ -407,6 +407,8 @@ def _index_files(fmt: str, dataset: DatasetConfig, role: str, report: SkipReport
 
         records = index_llamafactory(dataset, split, report, on_bad, _handle_bad)
     chosen = _chosen(records, dataset, role)
+    # Rows left out by <role>_select are not part of this split: total = kept + skipped.
+    report.total -= len(records) - len(chosen)
     report.kept = len(chosen)
     return chosen
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from docvlm.config import DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header, resolve_inside
-from docvlm.data.sources import read_json_lines, read_utf8
+from docvlm.data.sources import read_json_objects, read_utf8
 from docvlm.data.splits import units_of_split
 from docvlm.errors import DataError
 
@@ -107,7 +107,7 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
     if not path.is_file():
         raise DataError(f"LLaMA-Factory data file not found: {path}")
     if path.suffix == ".jsonl":
-        return read_json_lines(path)
+        return read_json_objects(path)
     text = read_utf8(path)
     try:
         data = json.loads(text)

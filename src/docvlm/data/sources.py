@@ -103,31 +103,27 @@ def _manifest_path(dataset: DatasetConfig, split: str, suffix: str = ".jsonl") -
     return path
 
 
-def read_utf8(path: Path) -> str:
+def json_object(line: str, where: str) -> dict:
+    """One JSONL line as a dict, or an error naming ``where`` (file:line)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
-
-
-def read_json_lines(path: Path) -> list[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line of a JSONL file."""
-    values = []
-    for line_number, line in enumerate(read_utf8(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            values.append((line_number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-    return values
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+    return row
 
 
 def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
     rows = []
-    for line_number, row in read_json_lines(path):
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{line_number}: expected a JSON object per line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json_object(line, f"{path}:{line_number}")
         # One manifest for all splits: rows carry a "split" field; rows without one are kept.
         if single_file and "split" in row and row["split"] != split:
             continue
@@ -152,6 +148,19 @@ def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int,
         raise DataError(f"{path}: not UTF-8 text ({error})") from None
     except csv.Error as error:
         raise DataError(f"{path}: not valid CSV ({error})") from None
+
+
+def read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+
+
+def read_json_objects(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file."""
+    return [(number, json_object(line, f"{path}:{number}"))
+            for number, line in enumerate(read_utf8(path).splitlines(), start=1) if line.strip()]
 
 
 def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str,

@@ -38,16 +38,19 @@ def info_path(source: str) -> Path:
     return path
 
 
-def read_registry(path: Path) -> dict:
+def read_json_file(path: Path, expected: type, what: str):
+    """A whole JSON file that must hold ``expected`` (dict or list); errors name the file and line."""
     try:
-        registry = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(read_utf8(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
-    if not isinstance(registry, dict) or not registry:
-        raise DataError(f"{path}: expected an object of named datasets")
-    return registry
+    if not isinstance(value, expected) or not value:
+        raise DataError(f"{path}: expected {what}")
+    return value
+
+
+def read_registry(path: Path) -> dict:
+    return read_json_file(path, dict, "an object of named datasets")
 
 
 def _entry_for(registry: dict, path: Path, dataset: DatasetConfig, split: str) -> tuple[str, dict, bool]:
@@ -108,14 +111,7 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
         raise DataError(f"LLaMA-Factory data file not found: {path}")
     if path.suffix == ".jsonl":
         return read_json_objects(path)
-    text = read_utf8(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of samples")
-    return list(enumerate(data))
+    return list(enumerate(read_json_file(path, list, "a non-empty JSON list of samples")))
 
 
 def _sharegpt_turns(row: dict, columns: dict, tags: dict, where: str) -> tuple[str, str]:

@@ -46,32 +46,3 @@ def test_select_ranges(text, expected):
 def test_bad_select_names_the_key():
     with pytest.raises(DataError, match="config key 'test_select': 'a:b' is not a row range"):
         parse_select("a:b", 10, "test_select")
-
-
-def test_training_refuses_mixed_pixel_budgets(lines_dir, tmp_path):
-    from docvlm.errors import ConfigError
-    from docvlm.train.trainer import run_training
-
-    cfg = load_config(None, ["--output_root", str(tmp_path), "--data.datasets",
-                             f"[{{name: a, source: {lines_dir}, max_pixels: 3136}}, {{name: b, source: {lines_dir}}}]"])
-    with pytest.raises(ConfigError, match="datasets used for train have different min_pixels/max_pixels"):
-        run_training(cfg)
-    assert not (tmp_path / "run").exists()  # refused before anything was written
-
-
-def test_two_training_datasets_in_skip_mode(tiny_models, lines_dir, tmp_path):
-    import json
-
-    from docvlm.train.trainer import run_training
-
-    cfg = load_config(None, [
-        "--output_root", str(tmp_path), "--model.name_or_path", str(tiny_models["qwen2_vl"]),
-        "--data.on_bad_sample", "skip", "--data.max_length", "200",
-        "--data.datasets", f"[{{name: a, source: {lines_dir}, max_pixels: 3136}}, "
-                           f"{{name: b, source: {lines_dir}, max_pixels: 3136}}]",
-        "--train.max_steps", "1", "--train.batch_size", "2", "--train.gradient_accumulation_steps", "1",
-        "--train.eval_steps", "0", "--train.save_steps", "1", "--train.report_to", "[none]"])
-    run_training(cfg)
-    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
-    assert report["train:a/train"]["kept"] == report["train:b/train"]["kept"] == 24
-    assert report["train:too_long_at_collation"]["skipped_total"] == 0

@@ -120,7 +120,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
         role = {"train": "train", "eval": "eval", "validation": "eval", "test": "test"}.get(args.split)
         if role is None:
             raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
-        data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad})
+        # Every sample of the split once, even when training drew a weighted mixture.
+        data = DataConfig(**{**cfg.data.__dict__, "on_bad_sample": on_bad, "mixture": "concat"})
         samples, _ = load_role(data, role)
         if samples is None:
             raise DocVLMError(f"no dataset of the run has a {args.split} split configured")
@@ -142,6 +143,33 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
     run_demo(output=args.output, family=args.family, overrides=overrides)
     return 0
+
+
+def cmd_data(args, overrides: list[str]) -> int:
+    from docvlm.config import load_config
+
+    cfg = load_config(args.config, overrides)
+    if args.action == "export":
+        from docvlm.data.export import export_data
+
+        if not args.output:
+            raise DocVLMError("data export needs --output FOLDER")
+        reports = export_data(cfg, Path(args.output), args.format)
+        for label, report in reports.items():
+            skipped = f" ({report['skipped_total']} skipped: {report['skipped']})" if report["skipped_total"] else ""
+            print(f"{label}: {report['kept']} samples{skipped}")
+        print(f"exported to {args.output} ({args.format})")
+        return 0
+    from docvlm.datacheck import format_summary, load_tokenizing, run_data_check
+
+    output = Path(args.output) if args.output else cfg.run_dir / "data_check.json"
+    report = run_data_check(cfg, output, load_tokenizing(cfg))
+    print(format_summary(report))
+    print(f"report written to {output}")
+    problems = any(report["leakage"][kind]["count"] for kind in ("exact", "perceptual", "pages")) or any(
+        split["unreadable_images"] or split["target_length"]["over_limit"] or split["skipped"]
+        for split in report["splits"].values())
+    return 1 if args.strict and problems else 0
 
 
 def cmd_config(args, overrides: list[str]) -> int:
@@ -205,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
     demo.add_argument("--family", default="qwen2_vl", help="model family of the tiny model")
     demo.set_defaults(func=cmd_demo)
+
+    data = commands.add_parser("data", help="check a config's datasets, or export them as a manifest")
+    data.add_argument("action", choices=["check", "export"])
+    data.add_argument("config", help="YAML config file")
+    data.add_argument("--output", help="check: report file (default RUN/data_check.json); export: folder")
+    data.add_argument("--format", choices=["jsonl", "hf"], default="jsonl", help="export: manifest or datasets folder")
+    data.add_argument("--strict", action="store_true",
+                      help="check: exit 1 on leakage, unreadable images, skipped or over-long samples")
+    data.set_defaults(func=cmd_data)
 
     config = commands.add_parser("config", help="show, check or document configs")
     config.add_argument("action", choices=["show", "check", "fields"])

@@ -81,8 +81,11 @@ class DatasetConfig:
     source: str = ""
     """Hub dataset id, a local ``datasets`` folder, a JSONL manifest, or a folder of
     ``<split>.jsonl`` manifests."""
-    format: Literal["auto", "hf", "jsonl"] = "auto"
-    """How to read ``source``; ``auto`` picks jsonl for ``.jsonl`` files and folders holding them."""
+    format: Literal["auto", "hf", "jsonl", "csv", "page", "alto", "lines", "llamafactory"] = "auto"
+    """How to read ``source``: ``hf`` (hub id or ``datasets`` folder), ``jsonl``/``csv`` manifests,
+    ``page``/``alto`` (a folder of PAGE-XML or ALTO files beside their page images), ``lines`` (a
+    folder of ``name.png`` + ``name.gt.txt``), ``llamafactory`` (a ``dataset_info.json``). ``auto``
+    decides from the file suffix or the folder's content, and asks when that is ambiguous."""
     task: Literal["transcription", "vqa", "chart", "vqav2", "caption", "exact"] = "transcription"
     """What the target is; decides the metric: transcription -> CER/WER, vqa -> ANLS, chart ->
     relaxed accuracy, vqav2 -> VQA accuracy, caption -> BLEU-4/CIDEr-D, exact -> exact match."""
@@ -117,6 +120,33 @@ class DatasetConfig:
     max_pixels: int | None = None
     """Largest image area (pixels) after resizing; empty: the processor's default (Qwen: ~1 MP).
     This is the visual-token budget: tokens = pixels / (patch * merge)^2."""
+    weight: float = 1.0
+    """Sampling weight of this dataset in the training mixture (see ``data.mixture``)."""
+    question_column: str | None = None
+    """VQA: column holding the question; the sample prompt is ``prompt_template`` filled with it. A
+    question stored as a per-language dict (DocVQA variants) is read in ``question_language``."""
+    question_language: str | None = None
+    """VQA: key chosen when a question is a per-language dict (e.g. ``en``)."""
+    prompt_template: str = "{question}"
+    """VQA: how a question becomes the user text; ``{question}`` is replaced by it."""
+    answers_column: str | None = None
+    """VQA: column holding a list of acceptable answers; the first one is the training target and
+    metrics use all of them. Empty: ``text_column`` holds the (single) answer."""
+    extra_columns: list[str] = field(default_factory=list)
+    """Further columns kept as the sample group (joined with ``/``), e.g. a document type."""
+    split_ratios: list[float] | None = None
+    """Sources without their own splits (PAGE/ALTO/line folders): ``[train, validation, test]``
+    fractions of *pages* (never lines) drawn with ``split_seed``, e.g. ``[0.8, 0.1, 0.1]``."""
+    split_seed: int = 0
+    """Seed of the page-level random split."""
+    line_padding: int = 0
+    """PAGE/ALTO: pixels added on every side of a line's bounding box when cropping."""
+    mask_polygon: bool = False
+    """PAGE/ALTO: paint everything outside the line polygon white in the crop."""
+    llamafactory_dataset: str | None = None
+    """LLaMA-Factory: the entry of ``dataset_info.json`` to read (empty: the only one)."""
+    allow_outside_root: bool = False
+    """Accept image paths that point outside the dataset's folder (``..``, absolute paths)."""
 
 
 @dataclass
@@ -131,6 +161,17 @@ class DataConfig:
     max_length: int | None = None
     """Longest allowed sequence in tokens; a longer sample is reported (error or counted skip),
     never truncated, because cutting image placeholders breaks the model."""
+    mixture: Literal["concat", "weighted"] = "concat"
+    """How several training datasets are combined: ``concat`` visits every sample once per epoch;
+    ``weighted`` draws an epoch of ``mixture_size`` samples, each dataset in proportion to its
+    ``weight``, interleaved with ``train.seed`` (small datasets repeat, large ones are subsampled)."""
+    mixture_size: int | None = None
+    """Samples per epoch of a ``weighted`` mixture; empty: the total of all training datasets."""
+    mixture_seed: int = 0
+    """Seed of the ``weighted`` mixture's draw and interleaving."""
+    max_target_length: int = 1000
+    """``data check`` reports targets longer than this (in tokens of the model's tokenizer when it
+    loads, else characters)."""
 
 
 @dataclass

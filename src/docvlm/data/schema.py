@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from docvlm.errors import DataError
 
@@ -24,12 +26,28 @@ class PixelBudget:
     max_pixels: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LineCrop:
+    """A text line inside a page image: cropped when the sample is loaded, never at indexing."""
+
+    page: str
+    """Path of the page image."""
+    box: tuple[int, int, int, int]
+    """``(left, top, right, bottom)`` in page pixels, padding included, clipped to the page."""
+    polygon: tuple[tuple[int, int], ...] | None = None
+    """The line outline in page pixels; with ``mask`` set, pixels outside it are painted white."""
+    mask: bool = False
+    baseline: tuple[tuple[int, int], ...] | None = None
+    region_type: str | None = None
+    """The enclosing region's type (PAGE ``TextRegion@type``, ALTO ``TextBlock``)."""
+
+
 @dataclass
 class Record:
     id: str
     target: str
     image_ref: Any
-    """A path (str) or a row index into the source's dataset; resolved by ``load_image``."""
+    """A path (str), a ``LineCrop`` or a row index into the source's dataset; resolved by ``load_image``."""
     prompt: str
     dataset: str
     task: str
@@ -74,6 +92,8 @@ class SkipReport:
     kept: int = 0
     skipped: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    adjusted: Counter = field(default_factory=Counter)
+    """Samples kept after a repair (e.g. a polygon clipped to its page), by kind."""
 
     def skip(self, reason: str, message: str) -> None:
         self.skipped[reason] += 1
@@ -82,7 +102,8 @@ class SkipReport:
 
     def as_dict(self) -> dict:
         return {"total": self.total, "kept": self.kept, "skipped": dict(self.skipped),
-                "skipped_total": sum(self.skipped.values()), "examples": self.examples}
+                "skipped_total": sum(self.skipped.values()), "examples": self.examples,
+                "adjusted": dict(self.adjusted)}
 
 
 class BadSample(DataError):
@@ -114,6 +135,37 @@ def check_image_header(path: str, where: str) -> None:
         raise BadSample("missing_image", f"{where}: image not found") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadSample("unreadable_image", f"{where}: image cannot be read ({error})") from None
+
+
+@lru_cache(maxsize=4)
+def _page_image(path: str, where: str) -> Image.Image:
+    # Consecutive lines usually share a page; keeping a few decoded pages avoids re-decoding it.
+    return open_image(path, where)
+
+
+def crop_line(crop: LineCrop, where: str) -> Image.Image:
+    """The line image: the page cut to ``crop.box``, optionally masked outside the polygon."""
+    page = _page_image(crop.page, f"{where}: page image {crop.page}")
+    line = page.crop(crop.box)
+    if crop.mask and crop.polygon:
+        left, top = crop.box[0], crop.box[1]
+        mask = Image.new("L", line.size, 0)
+        ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in crop.polygon], fill=255)
+        white = Image.new("RGB", line.size, (255, 255, 255))
+        line = Image.composite(line, white, mask)
+    return line
+
+
+def resolve_inside(root: Path, relative: str, where: str, allow_outside: bool) -> Path:
+    """``root / relative``, refusing a path that leaves ``root`` unless the config allows it.
+
+    A manifest from elsewhere must not make the toolkit read arbitrary files (``../../``).
+    """
+    path = (root / relative).resolve()
+    if not allow_outside and not path.is_relative_to(root.resolve()):
+        raise BadSample("outside_root", f"{where}: image path '{relative}' leaves the dataset folder {root}; "
+                                        "set allow_outside_root: true for this dataset to accept it")
+    return path
 
 
 ImageLoader = Callable[[Record], Image.Image]

@@ -6,6 +6,7 @@ Indexing reads ids and targets only. Images are decoded when a sample is asked f
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -16,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from docvlm.config import DataConfig, DatasetConfig
-from docvlm.data.schema import (BadSample, PixelBudget, Record, Sample, SkipReport, check_image_header,
-                                open_image)
+from docvlm.data.schema import (BadSample, LineCrop, PixelBudget, Record, Sample, SkipReport, check_image_header,
+                                crop_line, open_image, resolve_inside)
 from docvlm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -53,24 +54,48 @@ def parse_select(text: str | None, length: int, key: str) -> range:
 
 
 def source_format(dataset: DatasetConfig) -> str:
+    """The configured format, or the one the source's name and content leave no doubt about."""
     if dataset.format != "auto":
         return dataset.format
+    from docvlm.data.folders import is_line_folder
+    from docvlm.data.layout import detect_layout_format
+
     path = Path(dataset.source)
-    if path.suffix == ".jsonl" or (path.is_dir() and any(path.glob("*.jsonl"))):
-        return "jsonl"
-    return "hf"
+    if path.name == "dataset_info.json" or (path.is_dir() and (path / "dataset_info.json").is_file()
+                                            and not (path / "dataset_dict.json").is_file()
+                                            and not (path / "state.json").is_file()):
+        return "llamafactory"
+    if path.suffix in (".jsonl", ".csv"):
+        return path.suffix[1:]
+    if path.suffix == ".xml":
+        return detect_layout_format(path) or "page"
+    if not path.is_dir():
+        return "hf"
+    found = [name for name, present in (
+        ("jsonl", any(path.glob("*.jsonl"))), ("csv", any(path.glob("*.csv"))),
+        ("hf", (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()),
+        ("lines", is_line_folder(path)), ("xml", next(path.rglob("*.xml"), None) is not None)) if present]
+    if len(found) > 1:
+        raise DataError(f"dataset '{dataset.name}': {path} holds {' and '.join(found)} data; set format "
+                        "(hf, jsonl, csv, page, alto, lines, llamafactory)")
+    if found == ["xml"]:
+        detected = detect_layout_format(path)
+        if detected is None:
+            raise DataError(f"dataset '{dataset.name}': no PAGE-XML or ALTO file in {path}")
+        return detected
+    return found[0] if found else "hf"
 
 
 # --------------------------------------------------------------------------------------------
 # JSONL manifests
 
 
-def _manifest_path(dataset: DatasetConfig, split: str) -> Path:
+def _manifest_path(dataset: DatasetConfig, split: str, suffix: str = ".jsonl") -> Path:
     path = Path(dataset.source)
     if path.is_dir():
-        candidate = path / f"{split}.jsonl"
+        candidate = path / f"{split}{suffix}"
         if not candidate.is_file():
-            available = sorted(p.stem for p in path.glob("*.jsonl"))
+            available = sorted(p.stem for p in path.glob(f"*{suffix}"))
             raise DataError(f"{path}: no manifest for split '{split}' (found splits: {', '.join(available) or 'none'})")
         return candidate
     if not path.is_file():
@@ -106,10 +131,45 @@ def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple
     return rows
 
 
-def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str) -> list[Record]:
+def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
+    """CSV rows with their line numbers; same ``split`` column rule as JSONL."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}:{reader.line_num}: more values than header columns")
+                if single_file and row.get("split") not in (None, "", split):
+                    continue
+                rows.append((reader.line_num, row))
+            return rows
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not valid CSV ({error})") from None
+
+
+def read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+
+
+def read_json_objects(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file."""
+    return [(number, json_object(line, f"{path}:{number}"))
+            for number, line in enumerate(read_utf8(path).splitlines(), start=1) if line.strip()]
+
+
+def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str,
+                suffix: str = ".jsonl") -> list[Record]:
+    """A JSONL (or, with ``suffix='.csv'``, CSV) manifest: one sample per line/row."""
     split = split_name(dataset, role)
-    path = _manifest_path(dataset, split)
-    rows = _read_manifest_rows(path, split, single_file=not Path(dataset.source).is_dir())
+    path = _manifest_path(dataset, split, suffix)
+    read = _read_csv_rows if suffix == ".csv" else _read_manifest_rows
+    rows = read(path, split, single_file=not Path(dataset.source).is_dir())
     rows = _chosen(rows, dataset, role)
     records = []
     for line_number, row in rows:
@@ -132,9 +192,17 @@ def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, def
     target = row[dataset.text_column]
     if not isinstance(target, str) or not target.strip():
         raise BadSample("empty_target", f"{where}: field '{dataset.text_column}' is empty")
-    image_path = path.parent / str(row[dataset.image_column])
+    image_path = resolve_inside(path.parent, str(row[dataset.image_column]),
+                                f"{where}: field '{dataset.image_column}'", dataset.allow_outside_root)
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
-    return _record(dataset, sample_id, target, str(image_path), where, row)
+    record = _record(dataset, sample_id, target, str(image_path), where, row)
+    # Manifests written by ``docvlm data export`` carry per-sample prompts and VQA answers.
+    if isinstance(row.get("prompt"), str) and row["prompt"].strip():
+        record.prompt = row["prompt"]
+    references = row.get("references")
+    if isinstance(references, list) and len(references) > 1:
+        record.references = tuple(str(r) for r in references)
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,15 +238,16 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
     split = split_name(dataset, role)
     table = _load_hf_split(dataset, split)
     where = f"dataset '{dataset.source}' split '{split}'"
-    for column in [dataset.image_column, dataset.text_column] + [
-            c for c in (dataset.id_column, dataset.group_column, dataset.language_column) if c]:
+    target_column = dataset.answers_column or dataset.text_column
+    # Read the text columns only: selecting columns avoids decoding any image here.
+    text_columns = list(dict.fromkeys(c for c in (target_column, dataset.question_column, dataset.id_column,
+                                                  dataset.group_column, dataset.language_column,
+                                                  *dataset.extra_columns) if c))
+    for column in [dataset.image_column] + text_columns:
         if column not in table.column_names:
             raise DataError(f"{where}: column '{column}' not found (columns: {', '.join(table.column_names)})")
     # Rows are chosen by original index, so a sample keeps its id and row whatever the seed/select.
     row_indices = _chosen(list(range(len(table))), dataset, role)
-    # Read the text columns only: selecting columns avoids decoding any image here.
-    text_columns = [c for c in (dataset.text_column, dataset.id_column, dataset.group_column,
-                                dataset.language_column) if c]
     texts = table.select_columns(text_columns).select(row_indices).to_dict()
     records = []
     for position, row_index in enumerate(row_indices):
@@ -186,15 +255,46 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
         sample_id = str(row[dataset.id_column]) if dataset.id_column else f"{split}-{row_index}"
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
-        target = row[dataset.text_column]
         try:
-            if not isinstance(target, str) or not target.strip():
-                raise BadSample("empty_target", f"{row_where}: field '{dataset.text_column}' is empty")
-            records.append(_record(dataset, sample_id, target, row_index, row_where, row))
+            target, references = _hf_answers(dataset, row[target_column], row_where)
+            record = _record(dataset, sample_id, target, row_index, row_where, row)
+            record.references = references
+            if dataset.question_column:
+                record.prompt = dataset.prompt_template.replace(
+                    "{question}", _question(dataset, row[dataset.question_column], row_where))
+            records.append(record)
         except BadSample as bad:
             _handle_bad(bad, report, on_bad)
     report.kept = len(records)
     return records, table
+
+
+def _hf_answers(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, tuple[str, ...]]:
+    """The training target and, for a list of answers, every acceptable one (first = target)."""
+    column = dataset.answers_column or dataset.text_column
+    if dataset.answers_column:
+        answers = [value] if isinstance(value, str) else list(value or [])
+        answers = [a for a in answers if isinstance(a, str) and a.strip()]
+        if not answers:
+            raise BadSample("empty_target", f"{where}: field '{column}' has no non-empty answer")
+        return answers[0], tuple(answers) if len(answers) > 1 else ()
+    if not isinstance(value, str) or not value.strip():
+        raise BadSample("empty_target", f"{where}: field '{column}' is empty")
+    return value, ()
+
+
+def _question(dataset: DatasetConfig, value: Any, where: str) -> str:
+    """A question, or its ``question_language`` entry when it is a per-language dict."""
+    column = dataset.question_column
+    if isinstance(value, dict):
+        if dataset.question_language is None:
+            raise BadSample("missing_field", f"{where}: field '{column}' is a per-language dict "
+                                             f"({', '.join(value)}); set question_language")
+        value = value.get(dataset.question_language)
+        column = f"{column}.{dataset.question_language}"
+    if not isinstance(value, str) or not value.strip():
+        raise BadSample("empty_question", f"{where}: field '{column}' is empty or missing")
+    return value
 
 
 def _decode_hf_image(value: Any, where: str) -> Image.Image:
@@ -216,10 +316,12 @@ def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any,
     def optional(column: str | None) -> str | None:
         return None if not column or row.get(column) is None else str(row[column])
 
+    group_parts = [optional(c) for c in (dataset.group_column, *dataset.extra_columns)]
+    group = "/".join(p for p in group_parts if p is not None) or None
     return Record(
         id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt, dataset=dataset.name,
         task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
-        group=optional(dataset.group_column), language=optional(dataset.language_column), where=where,
+        group=group, language=optional(dataset.language_column), where=where,
     )
 
 
@@ -262,6 +364,8 @@ class SampleSet:
         return SampleSet(self.records[:limit], self.hf_table, self.image_column, self.on_bad, self.report)
 
     def load_image(self, record: Record) -> Image.Image:
+        if isinstance(record.image_ref, LineCrop):
+            return crop_line(record.image_ref, record.where)
         if isinstance(record.image_ref, str):
             return open_image(record.image_ref, f"{record.where}: image {record.image_ref}")
         value = self.hf_table[int(record.image_ref)][self.image_column]
@@ -286,11 +390,36 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
     if not dataset.source:
         raise DataError(f"dataset '{dataset.name}': 'source' is empty (a hub id, a folder or a .jsonl manifest)")
     report = SkipReport()
-    if source_format(dataset) == "jsonl":
-        return SampleSet(index_jsonl(dataset, role, report, data.on_bad_sample), None,
-                         dataset.image_column, data.on_bad_sample, report)
+    fmt = source_format(dataset)
+    if fmt != "hf":
+        records = _index_files(fmt, dataset, role, report, data.on_bad_sample)
+        return SampleSet(records, None, dataset.image_column, data.on_bad_sample, report)
     records, table = index_hf(dataset, role, report, data.on_bad_sample)
     return SampleSet(records, table, dataset.image_column, data.on_bad_sample, report)
+
+
+def _index_files(fmt: str, dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str) -> list[Record]:
+    """Records of a file-based source (everything but Hugging Face datasets)."""
+    if fmt in ("jsonl", "csv"):
+        return index_jsonl(dataset, role, report, on_bad, suffix=f".{fmt}")
+    split = split_name(dataset, role)
+    if fmt in ("page", "alto"):
+        from docvlm.data.layout import index_layout
+
+        records = index_layout(dataset, split, report, on_bad, _handle_bad)
+    elif fmt == "lines":
+        from docvlm.data.folders import index_lines
+
+        records = index_lines(dataset, split, report, on_bad, _handle_bad)
+    else:
+        from docvlm.data.llamafactory import index_llamafactory
+
+        records = index_llamafactory(dataset, split, report, on_bad, _handle_bad)
+    chosen = _chosen(records, dataset, role)
+    # Rows left out by <role>_select are not part of this split: total = kept + skipped.
+    report.total -= len(records) - len(chosen)
+    report.kept = len(chosen)
+    return chosen
 
 
 class ConcatSampleSet(SampleSet):
@@ -327,17 +456,93 @@ class ConcatSampleSet(SampleSet):
         raise IndexError(index)
 
 
+def mixture_counts(lengths: list[int], weights: list[float], size: int) -> list[int]:
+    """Samples drawn from each dataset: ``size`` shared in proportion to the weights, exactly.
+
+    Largest-remainder rounding, so the counts add up to ``size`` and follow the ratios as closely
+    as integers allow.
+    """
+    total = sum(weights)
+    shares = [size * w / total for w in weights]
+    counts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[: size - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+class MixtureSampleSet(SampleSet):
+    """Several training sets drawn with ratios and interleaved, reproducibly (``mixture_seed``).
+
+    An epoch is ``size`` samples; dataset *i* contributes ``size * w_i / sum(w)`` of them, taken as
+    whole shuffled passes over it plus a seeded random part of one more pass, so a small dataset
+    repeats and a large one is subsampled, without any sample repeating before all have been used.
+    The draw is fixed for the run: every epoch sees the same samples, in the order the Trainer's
+    (seeded) sampler shuffles them into.
+    """
+
+    def __init__(self, parts: list[SampleSet], weights: list[float], size: int, seed: int):
+        self.parts = parts
+        self.counts = mixture_counts([len(p) for p in parts], weights, size)
+        rng = random.Random(seed)
+        index: list[tuple[int, int]] = []
+        for number, (part, count) in enumerate(zip(parts, self.counts)):
+            picks: list[int] = []
+            while count - len(picks) >= len(part) > 0:
+                passes = list(range(len(part)))
+                rng.shuffle(passes)
+                picks += passes
+            picks += rng.sample(range(len(part)), count - len(picks))
+            index += [(number, i) for i in picks]
+        rng.shuffle(index)
+        self.index = index
+        self.records = [parts[p].records[i] for p, i in index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def head(self, limit: int | None) -> SampleSet:
+        if limit is None or len(self) <= limit:
+            return self
+        subset = object.__new__(MixtureSampleSet)
+        subset.parts, subset.counts = self.parts, self.counts
+        subset.index, subset.records = self.index[:limit], self.records[:limit]
+        return subset
+
+    def __getitem__(self, index: int) -> Sample | None:
+        part, row = self.index[index]
+        return self.parts[part][row]
+
+
+def _mixture(data: DataConfig, parts: list[SampleSet], datasets: list[DatasetConfig]) -> SampleSet:
+    weights = [d.weight for d in datasets]
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise DataError(f"data.mixture weighted: weights must be >= 0 and not all 0, got {weights}")
+    for part, dataset in zip(parts, datasets):
+        if dataset.weight > 0 and len(part) == 0:
+            raise DataError(f"dataset '{dataset.name}': weight {dataset.weight} but no training samples")
+    size = data.mixture_size or sum(len(p) for p in parts)
+    return MixtureSampleSet(parts, weights, size, data.mixture_seed)
+
+
 def load_role(data: DataConfig, role: str) -> tuple[SampleSet | None, dict]:
-    """All datasets' splits for a role combined, with a per-dataset skip report."""
-    parts, reports = [], {}
+    """All datasets' splits for a role combined, with a per-dataset skip report.
+
+    Training with ``data.mixture: weighted`` draws a ``MixtureSampleSet``; otherwise (and for the
+    evaluation roles, which must score every sample once) the splits are concatenated.
+    """
+    parts, reports, used = [], {}, []
     for dataset in data.datasets:
         part = load_split(dataset, role, data)
         if part is None:
             continue
         parts.append(part)
+        used.append(dataset)
         reports[f"{dataset.name}/{split_name(dataset, role)}"] = part.report
     if not parts:
         return None, reports
+    if role == "train" and data.mixture == "weighted":
+        return _mixture(data, parts, used), reports
     if len(parts) == 1:
         return parts[0], reports
     return ConcatSampleSet(parts), reports

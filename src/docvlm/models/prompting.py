@@ -113,9 +113,29 @@ def image_token_id(processor: Any) -> int:
 def encode_prompts(chat: ChatFormat, samples: Sequence[Sample], padding_side: str) -> dict[str, torch.Tensor]:
     """Processor output for the samples' generation prompts and images, padded on one side."""
     texts = [chat.prompt_text(s.prompt) for s in samples]
-    kwargs = budget_kwargs(chat.spec, [s.record.budget for s in samples], chat.processor)
-    return chat.processor(text=texts, images=[[s.image] for s in samples], padding=True,
+    images, kwargs = images_at_their_budgets(chat, samples)
+    return chat.processor(text=texts, images=[[image] for image in images], padding=True,
                           padding_side=padding_side, return_tensors="pt", **kwargs)
+
+
+def images_at_their_budgets(chat: ChatFormat, samples: Sequence[Sample]) -> tuple[list, dict]:
+    """The batch's images and processor kwargs such that every sample gets its own pixel budget.
+
+    One budget: the processor resizes, as usual. Several (a mixture of datasets): each image is
+    resized beforehand by the processor's own rule at its budget; the processor is then given
+    bounds spanning those sizes, which leaves every already-fitted image as it is.
+    """
+    budgets = [s.record.budget for s in samples]
+    if len(set(budgets)) == 1:
+        return [s.image for s in samples], budget_kwargs(chat.spec, budgets, chat.processor)
+    from docvlm.models.budget import fit_to_budget, resolved
+
+    default = pixel_budget_of(chat.processor, chat.spec)
+    images = [fit_to_budget(chat.processor.image_processor, s.image, resolved(s.record.budget, default))
+              for s in samples]
+    areas = [image.width * image.height for image in images]
+    min_key, max_key = chat.spec.pixel_budget_keys
+    return images, {"size": {min_key: min(areas), max_key: max(areas)}}
 
 
 @dataclass

@@ -76,7 +76,9 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
             dataset = DatasetConfig(name=path.stem, source=str(path), format="jsonl", prompt=prompt,
                                     image_column=image_column, text_column=text_column,
                                     train_split=None, eval_split=None, test_split=path.stem,
-                                    min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
+                                    min_pixels=budget.min_pixels, max_pixels=budget.max_pixels,
+                                    # The user named this manifest on the command line: trust its paths.
+                                    allow_outside_root=True)
             parts.append(load_split(dataset, "test", DataConfig(datasets=[dataset], on_bad_sample=on_bad)))
             continue
         if path.is_dir():

@@ -182,19 +182,8 @@ def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
     return run_dir
 
 
-def _check_one_budget_per_role(cfg: Config) -> None:
-    # A batch is processed with one pixel budget; until batches can mix budgets, datasets that are
-    # trained (or evaluated) together must share one.
-    for role, attribute in (("train", "train_split"), ("eval", "eval_split")):
-        budgets = {(d.min_pixels, d.max_pixels) for d in cfg.data.datasets if getattr(d, attribute)}
-        if len(budgets) > 1:
-            raise ConfigError(f"datasets used for {role} have different min_pixels/max_pixels {sorted(budgets, key=str)}; "
-                              "give them one budget (batches cannot mix budgets yet)")
-
-
 def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None = None) -> dict:
     """Train as configured; returns the summary also written to ``train_summary.json``."""
-    _check_one_budget_per_role(cfg)
     run_dir = _prepare_run_dir(cfg, resume)
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:
@@ -211,7 +200,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     loaded = load_base(cfg.model, cfg.tuning)
     # The first training dataset's budget becomes the processor default saved with the weights, so
     # predict uses it unless told otherwise; each dataset's own budget is applied per batch.
-    apply_pixel_budget(loaded.processor, loaded.spec, train_set.records[0].budget)
+    first_part = getattr(train_set, "parts", [train_set])[0]
+    apply_pixel_budget(loaded.processor, loaded.spec, first_part.records[0].budget)
     model = prepare_for_training(loaded, cfg.tuning, cfg.train.gradient_checkpointing)
     trainable, total = count_parameters(model)
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)

@@ -40,6 +40,10 @@ class ModelConfig:
     """Weight dtype: ``auto`` is bf16 on a GPU that supports it and fp32 on CPU."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     """Attention kernel; ``flash_attention_2`` needs the flash-attn package and a GPU."""
+    processor_options: dict[str, Any] | None = None
+    """Image-processor settings of the family (its spec lists which), e.g. Idefics
+    ``{do_image_splitting: false, size: {longest_edge: 728}}`` or Florence-2 ``{size: {height: 768,
+    width: 768}}``; saved with every checkpoint so predict reads images the same way."""
 
 
 @dataclass
@@ -88,6 +92,11 @@ class DatasetConfig:
     relaxed accuracy, vqav2 -> VQA accuracy, caption -> BLEU-4/CIDEr-D, exact -> exact match."""
     prompt: str = "Transcribe the text in this image."
     """User instruction sent with every image of this dataset."""
+    prompt_column: str | None = None
+    """Column holding a per-sample prompt (e.g. the DocVQA question); empty: ``prompt`` for all."""
+    task_token: str | None = None
+    """Florence-2 task token put before the prompt, e.g. ``<OCR>`` (then set ``prompt: ""``) or
+    ``<DocVQA>`` (the prompt or question follows it); chat families reject task tokens."""
     image_column: str = "image"
     """Column (or JSONL key) holding the image; a path relative to the manifest for JSONL."""
     text_column: str = "text"
@@ -117,6 +126,10 @@ class DatasetConfig:
     max_pixels: int | None = None
     """Largest image area (pixels) after resizing; empty: the processor's default (Qwen: ~1 MP).
     This is the visual-token budget: tokens = pixels / (patch * merge)^2."""
+
+    def prompt_for(self, row_prompt: str | None = None) -> str:
+        """The model prompt of a sample: the task token (if any) + its own or the dataset's prompt."""
+        return (self.task_token or "") + (self.prompt if row_prompt is None else row_prompt)
 
 
 @dataclass
@@ -256,6 +269,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             choices = ", ".join(repr(a) for a in allowed)
             raise ConfigError(f"config key '{key}': {value!r} is not one of {choices}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key '{key}': expected a mapping of names to values, got {_describe(value)}")
+        return value
     if origin is list:
         (item_type,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -289,6 +306,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(t) for t in typing.get_args(tp) if t is not type(None))
     if typing.get_origin(tp) is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) is dict:
+        return "a mapping"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 

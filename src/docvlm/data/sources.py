@@ -211,7 +211,8 @@ def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any,
         return None if not column or row.get(column) is None else str(row[column])
 
     return Record(
-        id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt, dataset=dataset.name,
+        id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt_for(optional(dataset.prompt_column)),
+        dataset=dataset.name,
         task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
         group=optional(dataset.group_column), language=optional(dataset.language_column), where=where,
     )

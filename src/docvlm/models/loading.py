@@ -109,7 +109,29 @@ def load_base(cfg: ModelConfig, tuning: TuningConfig | None = None, processor_fr
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot load model '{cfg.name_or_path}': {_first_line(error)}") from None
     processor = load_processor(processor_from or cfg.name_or_path, cfg)
+    apply_processor_options(processor, spec, cfg.processor_options)
     return Loaded(model, processor, spec)
+
+
+def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | None) -> None:
+    """Set the family's image-processor options (image splitting, resize size); the processor is
+    saved with every checkpoint, so they travel with the weights like the pixel budget."""
+    for name, value in (options or {}).items():
+        if name not in spec.processor_options:
+            allowed = ", ".join(spec.processor_options) or "none"
+            raise ConfigError(f"model.processor_options.{name}: not an option of the {spec.name} processor "
+                              f"(allowed: {allowed})")
+        current = _plain(getattr(processor.image_processor, name))
+        if type(current) is not type(value) or (isinstance(value, dict) and not set(value) <= set(current)):
+            raise ConfigError(f"model.processor_options.{name}: expected a value like {current!r}, got {value!r}")
+        setattr(processor.image_processor, name, value)
+
+
+def _plain(value: Any) -> Any:
+    """A size setting (SizeDict) as the plain dict a user writes in YAML, unset keys left out."""
+    if hasattr(value, "__dict__") and not isinstance(value, (bool, int, float, str)):
+        return {k: v for k, v in vars(value).items() if v is not None}
+    return value
 
 
 def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpointing: bool) -> Any:

@@ -160,7 +160,8 @@ FAMILIES: dict[str, FamilySpec] = {
             language=(Component("model.text_model", _LLAMA_LAYERS), Component("lm_head")),
             end_of_turn="<end_of_utterance>",
             pixel_budget_keys=None,
-            processor_options=("do_image_splitting", "size", "max_image_size"),
+            # max_image_size (the tile) must equal the vision encoder's image size, so it is not an option.
+            processor_options=("do_image_splitting", "size"),
         ),
         FamilySpec(
             name="florence2",

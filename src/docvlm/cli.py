@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
-    demo.add_argument("--family", default="qwen2_vl", help="model family of the tiny model")
+    demo.add_argument("--family", default="qwen2_vl",
+                      help="model family of the tiny model (qwen2_vl, qwen2_5_vl, qwen3_vl, idefics2, idefics3, "
+                           "florence2); fewer steps: --train.max_steps N")
     demo.set_defaults(func=cmd_demo)
 
     config = commands.add_parser("config", help="show, check or document configs")

@@ -120,12 +120,10 @@ def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: s
 def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, default_id: str) -> Record:
     sample_id = str(row.get(dataset.id_column or "id", default_id))
     where = f"{where} (sample '{sample_id}')"
-    for column in (dataset.image_column, dataset.text_column):
+    for column in (dataset.image_column, dataset.text_column) + ((dataset.prompt_column,) if dataset.prompt_column else ()):
         if column not in row:
             raise BadSample("missing_field", f"{where}: field '{column}' is missing")
-    target = row[dataset.text_column]
-    if not isinstance(target, str) or not target.strip():
-        raise BadSample("empty_target", f"{where}: field '{dataset.text_column}' is empty")
+    target = _target(row[dataset.text_column], f"{where}: field '{dataset.text_column}'")
     image_path = path.parent / str(row[dataset.image_column])
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
     return _record(dataset, sample_id, target, str(image_path), where, row)
@@ -165,14 +163,14 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
     table = _load_hf_split(dataset, split)
     where = f"dataset '{dataset.source}' split '{split}'"
     for column in [dataset.image_column, dataset.text_column] + [
-            c for c in (dataset.id_column, dataset.group_column, dataset.language_column) if c]:
+            c for c in (dataset.id_column, dataset.group_column, dataset.language_column, dataset.prompt_column) if c]:
         if column not in table.column_names:
             raise DataError(f"{where}: column '{column}' not found (columns: {', '.join(table.column_names)})")
     # Rows are chosen by original index, so a sample keeps its id and row whatever the seed/select.
     row_indices = _chosen(list(range(len(table))), dataset, role)
     # Read the text columns only: selecting columns avoids decoding any image here.
     text_columns = [c for c in (dataset.text_column, dataset.id_column, dataset.group_column,
-                                dataset.language_column) if c]
+                                dataset.language_column, dataset.prompt_column) if c]
     texts = table.select_columns(text_columns).select(row_indices).to_dict()
     records = []
     for position, row_index in enumerate(row_indices):
@@ -180,10 +178,8 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
         sample_id = str(row[dataset.id_column]) if dataset.id_column else f"{split}-{row_index}"
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
-        target = row[dataset.text_column]
         try:
-            if not isinstance(target, str) or not target.strip():
-                raise BadSample("empty_target", f"{row_where}: field '{dataset.text_column}' is empty")
+            target = _target(row[dataset.text_column], f"{row_where}: field '{dataset.text_column}'")
             records.append(_record(dataset, sample_id, target, row_index, row_where, row))
         except BadSample as bad:
             _handle_bad(bad, report, on_bad)
@@ -206,13 +202,26 @@ def _decode_hf_image(value: Any, where: str) -> Image.Image:
 # Shared helpers
 
 
-def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any, where: str, row: dict) -> Record:
+def _target(value: Any, where: str) -> str | list[str]:
+    """A target text, or a list of acceptable answers (DocVQA's ``answers``): the model trains on
+    the first, metrics may score against all."""
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    empty = value is None or (isinstance(value, (str, list)) and not "".join(map(str, value)).strip())
+    raise BadSample("empty_target", f"{where} is empty" if empty else f"{where} is not text: {value!r}")
+
+
+def _record(dataset: DatasetConfig, sample_id: str, target: str | list[str], image_ref: Any, where: str,
+            row: dict) -> Record:
     def optional(column: str | None) -> str | None:
         return None if not column or row.get(column) is None else str(row[column])
 
+    answers = tuple(target) if isinstance(target, list) else ()
     return Record(
-        id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt_for(optional(dataset.prompt_column)),
-        dataset=dataset.name,
+        id=sample_id, target=answers[0] if answers else target, image_ref=image_ref,
+        prompt=dataset.prompt_for(optional(dataset.prompt_column)), dataset=dataset.name, references=answers,
         task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
         group=optional(dataset.group_column), language=optional(dataset.language_column), where=where,
     )

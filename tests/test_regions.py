@@ -109,3 +109,14 @@ def test_pixel_budget_on_a_family_without_one_is_a_config_error(tiny_models, lin
     with pytest.raises(ConfigError, match=r"processor_options.image_seq_len: not an option of the idefics3 processor "
                                           r"\(allowed: do_image_splitting, size\)"):
         load_base(bad.model)
+
+
+def test_florence_size_must_keep_its_visual_token_count(tiny_models, lines_dir, tmp_path):
+    from docvlm.errors import ConfigError
+    from docvlm.models.loading import load_base
+
+    cfg = make_config(tmp_path, tiny_models["florence2"], lines_dir, "--model.processor_options",
+                      "{size: {height: 64, width: 128}}")
+    with pytest.raises(ConfigError, match=r"florence2 reads every image as 65 visual tokens, so a new size must give "
+                                          r"height \* width = 4096"):
+        load_base(cfg.model)

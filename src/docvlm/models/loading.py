@@ -124,7 +124,21 @@ def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | No
         current = _plain(getattr(processor.image_processor, name))
         if type(current) is not type(value) or (isinstance(value, dict) and not set(value) <= set(current)):
             raise ConfigError(f"model.processor_options.{name}: expected a value like {current!r}, got {value!r}")
+        _check_fixed_token_count(processor, spec, name, current, value)
         setattr(processor.image_processor, name, value)
+
+
+def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, current: Any, value: Any) -> None:
+    # Florence-2's prompt holds a fixed number of image tokens (image_seq_length) while the vision
+    # tower's output grows with the image area, so a new size must keep height * width.
+    fixed = getattr(processor.image_processor, "image_seq_length", None)
+    if name != "size" or fixed is None or not {"height", "width"} <= set(current):
+        return
+    if not {"height", "width"} <= set(value) or value["height"] * value["width"] != current["height"] * current["width"]:
+        raise ConfigError(
+            f"model.processor_options.size: {spec.name} reads every image as {fixed} visual tokens, so a new size "
+            f"must give height * width = {current['height'] * current['width']} (the current "
+            f"{current['height']}x{current['width']}), got {value!r}")
 
 
 def _plain(value: Any) -> Any:

@@ -106,6 +106,16 @@ _QWEN_LANGUAGE = (
 _LLAMA_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _SIGLIP_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 
+def _idefics(name: str, model_types: tuple[str, ...], connector: Component) -> FamilySpec:
+    """Idefics2/3 and SmolVLM: SigLIP vision model, connector, Llama/Mistral text model; images are
+    sized by edge length and may be split into tiles. (Idefics3's tile size, ``max_image_size``,
+    must equal the vision encoder's image size, so it is not an option.)"""
+    return FamilySpec(
+        name=name, model_types=model_types, vision=Component("model.vision_model", _SIGLIP_LAYERS),
+        projector=connector, language=(Component("model.text_model", _LLAMA_LAYERS), Component("lm_head")),
+        end_of_turn="<end_of_utterance>", pixel_budget_keys=None, processor_options=("do_image_splitting", "size"))
+
+
 FAMILIES: dict[str, FamilySpec] = {
     spec.name: spec
     for spec in [
@@ -140,29 +150,10 @@ FAMILIES: dict[str, FamilySpec] = {
             end_of_turn="<|im_end|>",
             notes="Qwen3-VL patches are 16 pixels: a visual token covers 32 x 32 pixels (28 x 28 for Qwen2/2.5-VL).",
         ),
-        FamilySpec(
-            name="idefics2",
-            model_types=("idefics2",),
-            vision=Component("model.vision_model", _SIGLIP_LAYERS),
-            # The connector is the modality projection MLP and the perceiver resampler.
-            projector=Component("model.connector", _LLAMA_LAYERS),
-            language=(Component("model.text_model", _LLAMA_LAYERS), Component("lm_head")),
-            end_of_turn="<end_of_utterance>",
-            pixel_budget_keys=None,
-            processor_options=("do_image_splitting", "size"),
-        ),
-        FamilySpec(
-            name="idefics3",
-            # SmolVLM (model_type smolvlm) shares Idefics3's module layout and processor.
-            model_types=("idefics3", "smolvlm"),
-            vision=Component("model.vision_model", _SIGLIP_LAYERS),
-            projector=Component("model.connector", ("modality_projection.proj",)),
-            language=(Component("model.text_model", _LLAMA_LAYERS), Component("lm_head")),
-            end_of_turn="<end_of_utterance>",
-            pixel_budget_keys=None,
-            # max_image_size (the tile) must equal the vision encoder's image size, so it is not an option.
-            processor_options=("do_image_splitting", "size"),
-        ),
+        # The Idefics2 connector is the modality projection MLP and the perceiver resampler.
+        _idefics("idefics2", ("idefics2",), Component("model.connector", _LLAMA_LAYERS)),
+        # SmolVLM (model_type smolvlm) shares Idefics3's module layout and processor.
+        _idefics("idefics3", ("idefics3", "smolvlm"), Component("model.connector", ("modality_projection.proj",))),
         FamilySpec(
             name="florence2",
             model_types=("florence2",),

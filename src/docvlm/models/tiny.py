@@ -181,6 +181,13 @@ def _qwen_token_ids(tokenizer) -> dict:
                 vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
 
 
+def _qwen_vision_config(size: TinySize, patch_size: int, **specific) -> dict:
+    """Qwen2.5-VL / Qwen3-VL vision tower (Qwen2-VL's names its sizes differently)."""
+    return dict(depth=size.vision_layers, hidden_size=size.vision_hidden, intermediate_size=size.vision_hidden * 2,
+                out_hidden_size=size.hidden, num_heads=size.vision_heads, patch_size=patch_size,
+                spatial_merge_size=2, temporal_patch_size=2, initializer_range=size.init_std, **specific)
+
+
 def _build_qwen2_vl(size: TinySize):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
@@ -202,11 +209,8 @@ def _build_qwen2_5_vl(size: TinySize):
     tokenizer = _qwen_tokenizer()
     config = Qwen2_5_VLConfig(
         text_config=_qwen_text_config(tokenizer, size),
-        vision_config=dict(depth=size.vision_layers, hidden_size=size.vision_hidden,
-                           intermediate_size=size.vision_hidden * 2, out_hidden_size=size.hidden,
-                           num_heads=size.vision_heads, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                           window_size=56, fullatt_block_indexes=[size.vision_layers - 1],
-                           initializer_range=size.init_std),
+        vision_config=_qwen_vision_config(size, patch_size=14, window_size=56,
+                                          fullatt_block_indexes=[size.vision_layers - 1]),
         tie_word_embeddings=True,
         **_qwen_token_ids(tokenizer),
     )
@@ -224,11 +228,8 @@ def _build_qwen3_vl(size: TinySize):
                 rope_parameters={**text["rope_parameters"], "mrope_interleaved": True})
     config = Qwen3VLConfig(
         text_config=text,
-        vision_config=dict(depth=size.vision_layers, hidden_size=size.vision_hidden,
-                           intermediate_size=size.vision_hidden * 2, out_hidden_size=size.hidden,
-                           num_heads=size.vision_heads, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
-                           num_position_embeddings=64, deepstack_visual_indexes=[size.vision_layers - 1],
-                           initializer_range=size.init_std),
+        vision_config=_qwen_vision_config(size, patch_size=16, num_position_embeddings=64,
+                                          deepstack_visual_indexes=[size.vision_layers - 1]),
         tie_word_embeddings=True,
         **_qwen_token_ids(tokenizer),
     )

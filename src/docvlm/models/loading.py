@@ -176,7 +176,7 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
     peft_config = PeftLoraConfig(
         r=tuning.lora.r, lora_alpha=tuning.lora.alpha, lora_dropout=tuning.lora.dropout,
         target_modules=targets, use_dora=tuning.lora.use_dora, use_rslora=tuning.lora.use_rslora,
-        task_type="CAUSAL_LM")
+        task_type="SEQ_2_SEQ_LM" if spec.architecture == "seq2seq" else "CAUSAL_LM")
     try:
         model = get_peft_model(model, peft_config)
     except ValueError as error:

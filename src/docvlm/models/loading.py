@@ -90,7 +90,7 @@ def load_processor(path: str, cfg: ModelConfig):
 
     try:
         return AutoProcessor.from_pretrained(path, **_hub_kwargs(cfg))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:  # ImportError: SmolVLM2's processor needs num2words
         raise ModelError(f"cannot load a processor from '{path}': {_first_line(error)}") from None
 
 

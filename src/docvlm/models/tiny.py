@@ -317,7 +317,9 @@ def _build_florence2(size: TinySize):
                 init_std=size.init_std, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
                 forced_eos_token_id=tokenizer.eos_token_id, dropout=0.0, scale_embedding=False)
-    vision = dict(embed_dim=[size.vision_hidden, size.hidden], depths=[1, size.vision_layers], patch_size=[7, 3],
+    # DaViT stages: the first runs at 1/4 resolution, so it stays narrow (the real one is 128 wide at
+    # 768 px); the second, at 1/8, gives the visual tokens.
+    vision = dict(embed_dim=[max(8, size.vision_hidden // 4), size.hidden], depths=[1, size.vision_layers], patch_size=[7, 3],
                   patch_stride=[4, 2], patch_padding=[3, 1], patch_prenorm=[False, True],
                   num_heads=[size.vision_heads, size.vision_heads], num_groups=[size.vision_heads, size.vision_heads],
                   window_size=4, drop_path_rate=0.0, projection_dim=size.hidden, max_position_embeddings=32,

@@ -73,9 +73,8 @@ def lora_run(request, tiny_models, lines_dir, tmp_path_factory):
     cfg = make_config(tmp_path_factory.mktemp(f"lora-{family}"), tiny_models[family], lines_dir,
                       *family_args(family), *overrides, *STEPS, "--tuning.method", "lora",
                       "--tuning.lora.r", "4", "--tuning.lora.dropout", "0")
-    base = load_base(cfg.model)
     samples = _test_samples(cfg, lines_dir)
-    at_end = PredictAtEnd(samples, base.spec)
+    at_end = PredictAtEnd(samples, FAMILIES[family])
     run_training(cfg, extra_callbacks=[at_end])
     return family, cfg, samples, at_end.answers
 

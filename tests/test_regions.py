@@ -46,13 +46,14 @@ def test_region_tasks_are_told_from_text_tasks(florence_processor):
 
 def test_drawing_outlines_the_boxes(tmp_path):
     image = Image.new("RGB", (100, 60), "white")
-    path = draw_regions(image, {"bboxes": [[10, 10, 50, 40]], "labels": ["x"],
+    path = draw_regions(image, {"bboxes": [[10, 10, 50, 40], [95, 58, 70, 55]], "labels": ["x", "corners swapped"],
                                 "quad_boxes": [[60, 10, 90, 10, 90, 50, 60, 50]]}, tmp_path / "a.png")
     drawn = Image.open(path)
     assert drawn.size == (100, 60) and drawn.format == "PNG"
     assert drawn.getpixel((30, 40)) == (255, 0, 0)      # bottom edge of the box
     assert drawn.getpixel((60, 30)) == (0, 160, 255)    # left edge of the quad
     assert drawn.getpixel((30, 25)) == (255, 255, 255)  # inside stays untouched
+    assert drawn.getpixel((95, 57)) == (255, 0, 0)      # a box written bottom-right first is drawn too
     assert image.getpixel((30, 40)) == (255, 255, 255)  # the input image is not modified
 
 

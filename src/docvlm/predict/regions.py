@@ -60,7 +60,9 @@ def draw_regions(image: Image.Image, regions: dict, path: str | Path) -> Path:
     draw = ImageDraw.Draw(picture)
     labels = regions.get("labels") or regions.get("bboxes_labels") or []
     for index, box in enumerate(regions.get("bboxes", [])):
-        draw.rectangle([tuple(box[:2]), tuple(box[2:4])], outline=BOX_COLOUR, width=2)
+        # A model may write the corners in either order; PIL wants the top-left one first.
+        (x1, x2), (y1, y2) = sorted((box[0], box[2])), sorted((box[1], box[3]))
+        draw.rectangle([(x1, y1), (x2, y2)], outline=BOX_COLOUR, width=2)
         _label(draw, labels, index, (box[0], box[1]), BOX_COLOUR)
     for index, quad in enumerate(regions.get("quad_boxes", [])):
         draw.polygon(list(zip(quad[0::2], quad[1::2])), outline=QUAD_COLOUR, width=2)

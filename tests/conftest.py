@@ -32,6 +32,20 @@ def lines_dir(tmp_path_factory):
     return write_synthetic_lines(root, {"train": 24, "validation": 6, "test": 6}, LineStyle(width=112), seed=1)
 
 
+# What a run of each family needs beyond the shared test config: families without a pixel-area
+# budget drop min/max_pixels, and Florence-2 is prompted with a task token.
+_NO_BUDGET = ("--data.datasets.0.min_pixels", "null", "--data.datasets.0.max_pixels", "null")
+FAMILY_ARGS: dict[str, tuple[str, ...]] = {
+    "idefics2": _NO_BUDGET,
+    "idefics3": _NO_BUDGET,
+    "florence2": _NO_BUDGET + ("--data.datasets.0.task_token", "<OCR>", "--data.datasets.0.prompt", ""),
+}
+
+
+def family_args(family: str) -> tuple[str, ...]:
+    return FAMILY_ARGS.get(family, ())
+
+
 def make_config(tmp_path, model_dir, data_dir, *overrides: str) -> Config:
     """A small, fast config for a tiny model; ``overrides`` use the CLI syntax."""
     return load_config(None, [

@@ -19,14 +19,18 @@ def test_tiny_model_loads_like_a_hub_checkpoint(tiny_models, family):
     path = tiny_models[family]
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == family
-    for name in ("tokenizer.json", "chat_template.jinja", "processor_config.json", "model.safetensors"):
-        assert (path / name).is_file(), name
     loaded = load_base(ModelConfig(name_or_path=str(path), dtype="fp32"))
+    chat = loaded.spec.architecture == "chat"
+    for name in ("tokenizer.json", "processor_config.json", "model.safetensors") + (("chat_template.jinja",) if chat else ()):
+        assert (path / name).is_file(), name
     assert loaded.spec.name == family
     assert type(loaded.model).__name__.endswith("ForConditionalGeneration")
     assert type(loaded.processor).__name__.endswith("Processor")
     tokenizer = loaded.processor.tokenizer
-    for token in ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>"):
+    family_tokens = {"qwen": ["<|im_start|>", "<|vision_start|>"], "idefics": ["<fake_token_around_image>", "<global-img>"],
+                     "florence2": ["<s>", "<loc_0>", "<loc_999>"]}
+    extra = next(tokens for prefix, tokens in family_tokens.items() if family.startswith(prefix))
+    for token in [loaded.spec.end_of_turn, loaded.processor.image_token, *extra]:
         assert tokenizer.convert_tokens_to_ids(token) != tokenizer.unk_token_id
         assert len(tokenizer.encode(token, add_special_tokens=False)) == 1
     # Every parameter belongs to exactly one declared component.
@@ -48,7 +52,8 @@ def test_default_lora_targets_follow_freezing(tiny_models, family):
 
 
 def test_unknown_model_type_lists_supported_families():
-    with pytest.raises(ModelError, match=r"model_type 'llava' has no family spec \(supported: qwen2_5_vl, qwen2_vl\)"):
+    with pytest.raises(ModelError, match=r"model_type 'llava' has no family spec \(supported: florence2, idefics2, "
+                                         r"idefics3, qwen2_5_vl, qwen2_vl, qwen3_vl\)"):
         family_for_model_type("llava")
     with pytest.raises(ModelError, match="unknown model family 'qwen9'"):
         family_for_model_type("qwen2_vl", "qwen9")

@@ -99,7 +99,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.data.schema import PixelBudget
     from docvlm.data.sources import load_role
     from docvlm.models.loading import is_run_dir, load_tuned
-    from docvlm.models.prompting import pixel_budget_of
+    from docvlm.models.prompting import ChatFormat, pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
     from docvlm.runs import load_run_config
 
@@ -112,7 +112,17 @@ def cmd_predict(args, overrides: list[str]) -> int:
     generation = cfg.generation if cfg else None
     batch_size = args.batch_size or (generation.batch_size if generation else 8)
     max_new_tokens = args.max_new_tokens or (generation.max_new_tokens if generation else 256)
-    prompt = args.prompt or (cfg.data.datasets[0].prompt if cfg else DatasetConfig().prompt)
+    # A bare model folder starts from its family's generation defaults (Florence-2: 3 beams).
+    num_beams = generation.num_beams if generation else loaded.spec.generation.get("num_beams", 1)
+    prompt = args.prompt or (cfg.data.datasets[0].prompt_for() if cfg else
+                             loaded.spec.default_prompt or DatasetConfig().prompt)
+    ChatFormat(loaded.processor, loaded.spec).prompt_text(prompt)  # a task token for a chat model fails here
+    if args.draw:
+        from docvlm.predict.regions import region_task, region_tasks
+
+        if region_task(loaded.processor, prompt) is None:
+            raise DocVLMError(f"--draw needs a region task prompt ({', '.join(region_tasks(loaded.processor)) or 'a Florence-2 model'})"
+                              f"; the prompt is {prompt!r}")
     on_bad = args.on_bad_sample or (cfg.data.on_bad_sample if cfg else "error")
     if args.split:
         if cfg is None:
@@ -129,7 +139,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if not args.inputs:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
-    rows = predict_samples(loaded, samples, batch_size, max_new_tokens)
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
     output = Path(args.output) if args.output else (
         target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
     write_predictions(rows, output)
@@ -223,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl)")
     predict.add_argument("--batch-size", type=int, help="images per generation batch")
     predict.add_argument("--max-new-tokens", type=int, help="longest answer")
-    predict.add_argument("--prompt", help="instruction (default: the run's dataset prompt)")
+    predict.add_argument("--prompt", help="instruction (default: the run's dataset prompt); Florence-2: a task "
+                         "prompt such as '<OCR>', '<OD>', '<OCR_WITH_REGION>' or '<CAPTION_TO_PHRASE_GROUNDING>a cat'")
+    predict.add_argument("--draw", help="folder for PNGs of the images with the boxes of a Florence-2 region task")
     predict.add_argument("--min-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
@@ -231,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
-    demo.add_argument("--family", default="qwen2_vl", help="model family of the tiny model")
+    demo.add_argument("--family", default="qwen2_vl",
+                      help="model family of the tiny model (qwen2_vl, qwen2_5_vl, qwen3_vl, idefics2, idefics3, "
+                           "florence2); fewer steps: --train.max_steps N")
     demo.set_defaults(func=cmd_demo)
 
     data = commands.add_parser("data", help="check a config's datasets, or export them as a manifest")

@@ -40,6 +40,10 @@ class ModelConfig:
     """Weight dtype: ``auto`` is bf16 on a GPU that supports it and fp32 on CPU."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     """Attention kernel; ``flash_attention_2`` needs the flash-attn package and a GPU."""
+    processor_options: dict[str, Any] | None = None
+    """Image-processor settings of the family (its spec lists which), e.g. Idefics
+    ``{do_image_splitting: false, size: {longest_edge: 728}}`` or Florence-2 ``{size: {height: 768,
+    width: 768}}``; saved with every checkpoint so predict reads images the same way."""
 
 
 @dataclass
@@ -91,6 +95,9 @@ class DatasetConfig:
     relaxed accuracy, vqav2 -> VQA accuracy, caption -> BLEU-4/CIDEr-D, exact -> exact match."""
     prompt: str = "Transcribe the text in this image."
     """User instruction sent with every image of this dataset."""
+    task_token: str | None = None
+    """Florence-2 task token put before the prompt, e.g. ``<OCR>`` (then set ``prompt: ""``) or
+    ``<DocVQA>`` (the prompt or question follows it); chat families reject task tokens."""
     image_column: str = "image"
     """Column (or JSONL key) holding the image; a path relative to the manifest for JSONL."""
     text_column: str = "text"
@@ -147,6 +154,12 @@ class DatasetConfig:
     """LLaMA-Factory: the entry of ``dataset_info.json`` to read (empty: the only one)."""
     allow_outside_root: bool = False
     """Accept image paths that point outside the dataset's folder (``..``, absolute paths)."""
+
+    def prompt_for(self, question: str | None = None) -> str:
+        """The model prompt of a sample: the task token (if any), then ``prompt_template`` filled
+        with the sample's question, or the dataset's ``prompt`` when there is none."""
+        text = self.prompt if question is None else self.prompt_template.replace("{question}", question)
+        return (self.task_token or "") + text
 
 
 @dataclass
@@ -345,6 +358,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             choices = ", ".join(repr(a) for a in allowed)
             raise ConfigError(f"config key '{key}': {value!r} is not one of {choices}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key '{key}': expected a mapping of names to values, got {_describe(value)}")
+        return value
     if origin is list:
         (item_type,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -378,6 +395,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(t) for t in typing.get_args(tp) if t is not type(None))
     if typing.get_origin(tp) is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) is dict:
+        return "a mapping"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 

@@ -27,6 +27,16 @@ DEMO_SPLITS = {"train": 8000, "validation": 64, "test": 200}
 # token holds the i-th character of free text is what the tiny model learns slowly; reading the
 # glyphs under font, size, slant, blur and noise changes is the same work in both layouts.
 DEMO_STYLE = LineStyle(cell_width=28)
+# demo.yaml is tuned for Qwen2-VL; other families take the same recipe with what their inputs need
+# (a user's --section.key overrides, e.g. --train.max_steps, come after these).
+_NO_BUDGET = ["--data.datasets.0.min_pixels", "null", "--data.datasets.0.max_pixels", "null"]
+FAMILY_OVERRIDES: dict[str, list[str]] = {
+    # 8 visual tokens across a line, as for Qwen2-VL, with Qwen3-VL's 32-pixel tokens.
+    "qwen3_vl": ["--data.datasets.0.min_pixels", "1024", "--data.datasets.0.max_pixels", "8192"],
+    "idefics2": _NO_BUDGET,
+    "idefics3": _NO_BUDGET,
+    "florence2": _NO_BUDGET + ["--data.datasets.0.task_token", "<OCR>", "--data.datasets.0.prompt", ""],
+}
 
 
 def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: list[str] | None = None,
@@ -45,7 +55,7 @@ def run_demo(output: str = "runs/demo", family: str = "qwen2_vl", overrides: lis
     cfg = load_config(DEMO_CONFIG, [
         "--output_root", str(output_dir), "--run_name", f"run-{family}",
         "--model.name_or_path", str(model_dir), "--data.datasets.0.source", str(data_dir),
-        *(overrides or []),
+        *FAMILY_OVERRIDES.get(family, []), *(overrides or []),
     ])
     shutil.rmtree(cfg.run_dir, ignore_errors=True)  # the demo always starts a fresh run
     summary = run_training(cfg)

@@ -186,16 +186,18 @@ def index_jsonl(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: s
 def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, default_id: str) -> Record:
     sample_id = str(row.get(dataset.id_column or "id", default_id))
     where = f"{where} (sample '{sample_id}')"
-    for column in (dataset.image_column, dataset.text_column):
+    target_column = dataset.answers_column or dataset.text_column
+    for column in (dataset.image_column, target_column) + ((dataset.question_column,) if dataset.question_column else ()):
         if column not in row:
             raise BadSample("missing_field", f"{where}: field '{column}' is missing")
-    target = row[dataset.text_column]
-    if not isinstance(target, str) or not target.strip():
-        raise BadSample("empty_target", f"{where}: field '{dataset.text_column}' is empty")
+    target, references = _answers(dataset, row[target_column], where)
     image_path = resolve_inside(path.parent, str(row[dataset.image_column]),
                                 f"{where}: field '{dataset.image_column}'", dataset.allow_outside_root)
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
     record = _record(dataset, sample_id, target, str(image_path), where, row)
+    record.references = references
+    if dataset.question_column:
+        record.prompt = dataset.prompt_for(_question(dataset, row[dataset.question_column], where))
     # Manifests written by ``docvlm data export`` carry per-sample prompts and VQA answers.
     if isinstance(row.get("prompt"), str) and row["prompt"].strip():
         record.prompt = row["prompt"]
@@ -256,12 +258,11 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
         try:
-            target, references = _hf_answers(dataset, row[target_column], row_where)
+            target, references = _answers(dataset, row[target_column], row_where)
             record = _record(dataset, sample_id, target, row_index, row_where, row)
             record.references = references
             if dataset.question_column:
-                record.prompt = dataset.prompt_template.replace(
-                    "{question}", _question(dataset, row[dataset.question_column], row_where))
+                record.prompt = dataset.prompt_for(_question(dataset, row[dataset.question_column], row_where))
             records.append(record)
         except BadSample as bad:
             _handle_bad(bad, report, on_bad)
@@ -269,7 +270,7 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
     return records, table
 
 
-def _hf_answers(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, tuple[str, ...]]:
+def _answers(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, tuple[str, ...]]:
     """The training target and, for a list of answers, every acceptable one (first = target)."""
     column = dataset.answers_column or dataset.text_column
     if dataset.answers_column:
@@ -312,14 +313,15 @@ def _decode_hf_image(value: Any, where: str) -> Image.Image:
 # Shared helpers
 
 
-def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any, where: str, row: dict) -> Record:
+def _record(dataset: DatasetConfig, sample_id: str, target: str, image_ref: Any, where: str,
+            row: dict) -> Record:
     def optional(column: str | None) -> str | None:
         return None if not column or row.get(column) is None else str(row[column])
 
     group_parts = [optional(c) for c in (dataset.group_column, *dataset.extra_columns)]
     group = "/".join(p for p in group_parts if p is not None) or None
     return Record(
-        id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt, dataset=dataset.name,
+        id=sample_id, target=target, image_ref=image_ref, prompt=dataset.prompt_for(), dataset=dataset.name,
         task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
         group=group, language=optional(dataset.language_column), where=where,
     )

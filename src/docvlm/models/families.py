@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from docvlm.errors import ModelError
 
@@ -35,18 +36,35 @@ class FamilySpec:
     model_types: tuple[str, ...]
     """``config.model_type`` values served by this spec."""
     vision: Component
-    projector: Component
+    projector: Component | tuple[Component, ...]
+    """The vision-to-language connector; several parts where the model has several (Qwen3-VL's
+    merger and its deepstack mergers)."""
     language: tuple[Component, ...]
     """The language model; the output head is listed separately so it can be told apart."""
     end_of_turn: str
-    """Token that closes an assistant turn; it is part of the training target."""
-    pixel_budget_keys: tuple[str, str] = ("shortest_edge", "longest_edge")
-    """Keys of ``image_processor.size`` that hold the min and max pixel area."""
+    """Token that closes an assistant turn (chat) or the decoder's target (seq2seq); it is part
+    of the training target and stops generation."""
+    architecture: Literal["chat", "seq2seq"] = "chat"
+    """``chat``: a decoder-only model prompted through its chat template, loss on the answer
+    span. ``seq2seq``: an encoder-decoder driven by task prompts (Florence-2): the prompt goes to
+    the encoder, the target is the decoder's sequence."""
+    pixel_budget_keys: tuple[str, str] | None = ("shortest_edge", "longest_edge")
+    """Keys of ``image_processor.size`` that hold the min and max pixel area; ``None`` for
+    families whose images are resized by edge length or to a fixed size (no area budget)."""
+    processor_options: tuple[str, ...] = ()
+    """Image-processor settings a config may change (``model.processor_options``), e.g. Idefics'
+    ``do_image_splitting``; they are saved with every checkpoint like the pixel budget."""
+    default_prompt: str | None = None
+    """Prompt used by ``predict`` on a bare model folder when none is given (Florence-2 needs a
+    task token); ``None``: the default dataset prompt."""
+    generation: dict = field(default_factory=dict)
+    """Generation defaults of the family (``generation`` config keys) that a shipped config or
+    ``predict`` on a bare model start from."""
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
     def components(self) -> dict[str, tuple[Component, ...]]:
-        return {"vision": (self.vision,), "projector": (self.projector,), "language": self.language}
+        projector = self.projector if isinstance(self.projector, tuple) else (self.projector,)
+        return {"vision": (self.vision,), "projector": projector, "language": self.language}
 
     def component_of(self, parameter_name: str) -> str | None:
         """Which component a parameter (or module) name belongs to, ignoring PEFT prefixes."""
@@ -85,6 +103,19 @@ _QWEN_LANGUAGE = (
     Component("lm_head"),
 )
 
+_LLAMA_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_SIGLIP_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+def _idefics(name: str, model_types: tuple[str, ...], connector: Component) -> FamilySpec:
+    """Idefics2/3 and SmolVLM: SigLIP vision model, connector, Llama/Mistral text model; images are
+    sized by edge length and may be split into tiles. (Idefics3's tile size, ``max_image_size``,
+    must equal the vision encoder's image size, so it is not an option.)"""
+    return FamilySpec(
+        name=name, model_types=model_types, vision=Component("model.vision_model", _SIGLIP_LAYERS),
+        projector=connector, language=(Component("model.text_model", _LLAMA_LAYERS), Component("lm_head")),
+        end_of_turn="<end_of_utterance>", pixel_budget_keys=None, processor_options=("do_image_splitting", "size"))
+
+
 FAMILIES: dict[str, FamilySpec] = {
     spec.name: spec
     for spec in [
@@ -107,6 +138,37 @@ FAMILIES: dict[str, FamilySpec] = {
             projector=Component("model.visual.merger", ("mlp.0", "mlp.2")),
             language=_QWEN_LANGUAGE,
             end_of_turn="<|im_end|>",
+        ),
+        FamilySpec(
+            name="qwen3_vl",
+            model_types=("qwen3_vl",),
+            vision=Component("model.visual", ("attn.qkv", "attn.proj", "mlp.linear_fc1", "mlp.linear_fc2"),
+                             exclude=("model.visual.merger", "model.visual.deepstack_merger_list")),
+            projector=(Component("model.visual.merger", ("linear_fc1", "linear_fc2")),
+                       Component("model.visual.deepstack_merger_list", ("linear_fc1", "linear_fc2"))),
+            language=_QWEN_LANGUAGE,
+            end_of_turn="<|im_end|>",
+            notes="Qwen3-VL patches are 16 pixels: a visual token covers 32 x 32 pixels (28 x 28 for Qwen2/2.5-VL).",
+        ),
+        # The Idefics2 connector is the modality projection MLP and the perceiver resampler.
+        _idefics("idefics2", ("idefics2",), Component("model.connector", _LLAMA_LAYERS)),
+        # SmolVLM (model_type smolvlm) shares Idefics3's module layout and processor.
+        _idefics("idefics3", ("idefics3", "smolvlm"), Component("model.connector", ("modality_projection.proj",))),
+        FamilySpec(
+            name="florence2",
+            model_types=("florence2",),
+            architecture="seq2seq",
+            vision=Component("model.vision_tower", ("qkv", "proj", "fc1", "fc2")),
+            projector=Component("model.multi_modal_projector", ("image_projection",)),
+            # The BART encoder reads the visual tokens and the task prompt; the decoder writes.
+            language=(Component("model.language_model", ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")),
+                      Component("lm_head")),
+            end_of_turn="</s>",
+            pixel_budget_keys=None,
+            processor_options=("size",),
+            default_prompt="<OCR>",
+            generation={"num_beams": 3},
+            notes="Images are resized to one fixed size (processor option size: {height, width}).",
         ),
     ]
 }

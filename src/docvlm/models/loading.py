@@ -90,7 +90,7 @@ def load_processor(path: str, cfg: ModelConfig):
 
     try:
         return AutoProcessor.from_pretrained(path, **_hub_kwargs(cfg))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:  # ImportError: SmolVLM2's processor needs num2words
         raise ModelError(f"cannot load a processor from '{path}': {_first_line(error)}") from None
 
 
@@ -109,7 +109,43 @@ def load_base(cfg: ModelConfig, tuning: TuningConfig | None = None, processor_fr
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot load model '{cfg.name_or_path}': {_first_line(error)}") from None
     processor = load_processor(processor_from or cfg.name_or_path, cfg)
+    apply_processor_options(processor, spec, cfg.processor_options)
     return Loaded(model, processor, spec)
+
+
+def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | None) -> None:
+    """Set the family's image-processor options (image splitting, resize size); the processor is
+    saved with every checkpoint, so they travel with the weights like the pixel budget."""
+    for name, value in (options or {}).items():
+        if name not in spec.processor_options:
+            allowed = ", ".join(spec.processor_options) or "none"
+            raise ConfigError(f"model.processor_options.{name}: not an option of the {spec.name} processor "
+                              f"(allowed: {allowed})")
+        current = _plain(getattr(processor.image_processor, name))
+        if type(current) is not type(value) or (isinstance(value, dict) and not set(value) <= set(current)):
+            raise ConfigError(f"model.processor_options.{name}: expected a value like {current!r}, got {value!r}")
+        _check_fixed_token_count(processor, spec, name, current, value)
+        setattr(processor.image_processor, name, value)
+
+
+def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, current: Any, value: Any) -> None:
+    # Florence-2's prompt holds a fixed number of image tokens (image_seq_length) while the vision
+    # tower's output grows with the image area, so a new size must keep height * width.
+    fixed = getattr(processor.image_processor, "image_seq_length", None)
+    if name != "size" or fixed is None or not {"height", "width"} <= set(current):
+        return
+    if not {"height", "width"} <= set(value) or value["height"] * value["width"] != current["height"] * current["width"]:
+        raise ConfigError(
+            f"model.processor_options.size: {spec.name} reads every image as {fixed} visual tokens, so a new size "
+            f"must give height * width = {current['height'] * current['width']} (the current "
+            f"{current['height']}x{current['width']}), got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    """A size setting (SizeDict) as the plain dict a user writes in YAML, unset keys left out."""
+    if hasattr(value, "__dict__") and not isinstance(value, (bool, int, float, str)):
+        return {k: v for k, v in vars(value).items() if v is not None}
+    return value
 
 
 def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpointing: bool) -> Any:
@@ -140,7 +176,7 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
     peft_config = PeftLoraConfig(
         r=tuning.lora.r, lora_alpha=tuning.lora.alpha, lora_dropout=tuning.lora.dropout,
         target_modules=targets, use_dora=tuning.lora.use_dora, use_rslora=tuning.lora.use_rslora,
-        task_type="CAUSAL_LM")
+        task_type="SEQ_2_SEQ_LM" if spec.architecture == "seq2seq" else "CAUSAL_LM")
     try:
         model = get_peft_model(model, peft_config)
     except ValueError as error:

@@ -12,19 +12,29 @@ boundary, and the model is trained on precisely the prefix it will be given at i
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
 from docvlm.data.schema import PixelBudget, Sample, SkipReport
-from docvlm.errors import DataError, ModelError
+from docvlm.errors import ConfigError, DataError, ModelError
 from docvlm.models.families import FamilySpec
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 _SENTINEL = "\u2063DOCVLM-ANSWER\u2063"  # invisible separator: never produced by a template itself
+
+
+# A Florence-2 task token opens the prompt: <OCR>, <OD>, <CAPTION_TO_PHRASE_GROUNDING>, <DocVQA>...
+TASK_TOKEN = re.compile(r"^<[A-Za-z][A-Za-z0-9_]*>")
+
+
+def task_token_of(prompt: str) -> str | None:
+    match = TASK_TOKEN.match(prompt)
+    return match.group(0) if match else None
 
 
 def user_messages(prompt: str) -> list[dict]:
@@ -40,16 +50,41 @@ class ChatFormat:
     _prompts: dict[str, str] = field(default_factory=dict)
     _answer_affixes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    @property
+    def seq2seq(self) -> bool:
+        return self.spec.architecture == "seq2seq"
+
     def prompt_text(self, prompt: str) -> str:
+        """The text handed to the processor with the image: the rendered chat turn, or for an
+        encoder-decoder the task prompt itself (its processor expands task tokens)."""
         if prompt not in self._prompts:
+            self._check_prompt_kind(prompt)
+            if self.seq2seq:
+                self._prompts[prompt] = prompt
+                return prompt
             if getattr(self.processor, "chat_template", None) is None:
                 raise ModelError("the processor has no chat template; this family needs one to build prompts")
             self._prompts[prompt] = self.processor.apply_chat_template(
                 user_messages(prompt), tokenize=False, add_generation_prompt=True)
         return self._prompts[prompt]
 
+    def _check_prompt_kind(self, prompt: str) -> None:
+        task = task_token_of(prompt)
+        if self.seq2seq and task is None:
+            raise ModelError(
+                f"{self.spec.name} is driven by task prompts such as <OCR> or <DocVQA> + question, not by a "
+                f"chat instruction ({prompt!r}); set data.datasets.N.task_token (or predict --prompt '<OCR>')")
+        if not self.seq2seq and task is not None:
+            raise ModelError(
+                f"{self.spec.name} is a chat model: the prompt {prompt!r} starts with the Florence-2 task token "
+                f"{task}; give a plain instruction and leave data.datasets.N.task_token empty")
+
     def answer_text(self, prompt: str, target: str) -> str:
-        """What follows the generation prompt in a full conversation: answer + end-of-turn."""
+        """What follows the generation prompt in a full conversation: answer + end-of-turn; for an
+        encoder-decoder, the decoder's target sequence (begin + target + end of sequence)."""
+        if self.seq2seq:
+            tokenizer = self.processor.tokenizer
+            return (tokenizer.bos_token or "") + target + self.spec.end_of_turn
         if prompt not in self._answer_affixes:
             self._answer_affixes[prompt] = self._derive_answer_affixes(prompt)
         before, after = self._answer_affixes[prompt]
@@ -82,6 +117,10 @@ def budget_kwargs(spec: FamilySpec, budgets: Sequence[PixelBudget], processor: A
     (budget,) = distinct
     if budget.min_pixels is None and budget.max_pixels is None:
         return {}
+    if spec.pixel_budget_keys is None:
+        raise ConfigError(
+            f"{spec.name} has no pixel-area budget: leave min_pixels/max_pixels empty and set the image size "
+            f"with model.processor_options ({', '.join(spec.processor_options) or 'none'})")
     size = dict(processor.image_processor.size)
     min_key, max_key = spec.pixel_budget_keys
     if budget.min_pixels is not None:
@@ -100,6 +139,8 @@ def apply_pixel_budget(processor: Any, spec: FamilySpec, budget: PixelBudget) ->
 
 
 def pixel_budget_of(processor: Any, spec: FamilySpec) -> PixelBudget:
+    if spec.pixel_budget_keys is None:
+        return PixelBudget()
     size = processor.image_processor.size
     min_key, max_key = spec.pixel_budget_keys
     return PixelBudget(size.get(min_key) if hasattr(size, "get") else getattr(size, min_key),
@@ -114,6 +155,12 @@ def encode_prompts(chat: ChatFormat, samples: Sequence[Sample], padding_side: st
     """Processor output for the samples' generation prompts and images, padded on one side."""
     texts = [chat.prompt_text(s.prompt) for s in samples]
     images, kwargs = images_at_their_budgets(chat, samples)
+    if chat.seq2seq:
+        try:  # Florence-2's processor rejects text after a task token that takes no input
+            return chat.processor(text=texts, images=images, padding=True,
+                                  padding_side=padding_side, return_tensors="pt", **kwargs)
+        except ValueError as error:
+            raise ModelError(f"{samples[0].record.where}: prompt {samples[0].prompt!r}: {error}") from None
     return chat.processor(text=texts, images=[[image] for image in images], padding=True,
                           padding_side=padding_side, return_tensors="pt", **kwargs)
 
@@ -165,6 +212,8 @@ class TrainingCollator:
                 raise DataError("every sample of a batch was skipped; see the skip report")
             encoded, prompt_lengths, answers = self._encode(samples)
         self._warn_visual_tokens(samples, encoded["input_ids"])
+        if self.chat.seq2seq:
+            return self._decoder_batch(encoded, answers)
 
         batch_length = max(p + len(a) for p, a in zip(prompt_lengths, answers))
         pad_id = self.chat.processor.tokenizer.pad_token_id
@@ -187,13 +236,27 @@ class TrainingCollator:
         batch.update(per_token, input_ids=input_ids, attention_mask=attention, labels=labels)
         return batch
 
+    def _decoder_batch(self, encoded, answers: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Encoder-decoder: the prompt batch as the processor made it, the targets as labels
+        (padding ignored); the model shifts labels right to make the decoder's inputs."""
+        labels = torch.full((len(answers), max(map(len, answers))), IGNORE_INDEX, dtype=torch.long)
+        for row, answer in enumerate(answers):
+            labels[row, :len(answer)] = torch.tensor(answer)
+        return {**encoded, "labels": labels}
+
     def _encode(self, samples: list[Sample]):
         encoded = encode_prompts(self.chat, samples, padding_side="right")
         prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         tokenizer = self.chat.processor.tokenizer
-        answers = [tokenizer(self.chat.answer_text(s.prompt, s.target), add_special_tokens=False)["input_ids"]
-                   for s in samples]
+        answers = [self._answer_ids(tokenizer, s) for s in samples]
         return encoded, prompt_lengths, answers
+
+    def _answer_ids(self, tokenizer, sample: Sample) -> list[int]:
+        if self.chat.seq2seq:  # special tokens by id: the target text itself may contain "<s>"
+            ids = tokenizer(sample.target, add_special_tokens=False)["input_ids"]
+            end = tokenizer.convert_tokens_to_ids(self.chat.spec.end_of_turn)
+            return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + ids + [end]
+        return tokenizer(self.chat.answer_text(sample.prompt, sample.target), add_special_tokens=False)["input_ids"]
 
     def _too_long(self, samples, prompt_lengths, answers) -> list[tuple[int, str]]:
         if self.max_length is None:
@@ -234,5 +297,17 @@ def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], ma
                                 eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id)
     finally:
         model.train(was_training)
+    if chat.seq2seq:
+        return decode_seq2seq(tokenizer, output)
     new_tokens = output[:, encoded["input_ids"].shape[1]:]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def decode_seq2seq(tokenizer: Any, output: torch.Tensor) -> list[str]:
+    """An encoder-decoder's output is the decoder sequence alone. Location tokens (<loc_N>) may be
+    special tokens in a checkpoint's vocabulary, so only begin/end/padding markers are removed."""
+    drop = [t for t in (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) if t]
+    texts = tokenizer.batch_decode(output, skip_special_tokens=False)
+    for marker in drop:
+        texts = [text.replace(marker, "") for text in texts]
+    return [text.strip() for text in texts]

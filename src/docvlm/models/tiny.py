@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from docvlm.errors import ModelError
+from docvlm.models.families import FAMILIES
 
 # The published Qwen2-VL / Qwen2.5-VL chat template (their tokenizer_config.json), which tiny
 # models need because they have no hub checkpoint to inherit it from. Real checkpoints bring their
@@ -37,6 +38,39 @@ QWEN_VL_CHAT_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+# Qwen3-VL-Instruct's template writes the same turns without a default system message (the
+# published one also handles tools and reasoning blocks, which docvlm never sends).
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# HuggingFaceM4/idefics2-8b's template, and SmolVLM-Instruct's (model_type idefics3), which only
+# adds the leading <|im_start|>: "User:<image>question<end_of_utterance>\nAssistant: answer".
+_IDEFICS_TURNS = (
+    "{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+IDEFICS2_CHAT_TEMPLATE = _IDEFICS_TURNS
+IDEFICS3_CHAT_TEMPLATE = "<|im_start|>" + _IDEFICS_TURNS
+
+IDEFICS_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
+                          "<fake_token_around_image>", "<global-img>"] + [
+    f"<row_{row}_col_{col}>" for row in range(1, 7) for col in range(1, 7)]
+
+# Florence-2's BART vocabulary carries 1000 location bins and the region markers its outputs use.
+FLORENCE_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "<image>"]
+FLORENCE_ADDED_TOKENS = ["<od>", "</od>", "<ocr>", "</ocr>", "<poly>", "</poly>", "<sep>"] + [
+    f"<loc_{i}>" for i in range(1000)]
 
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -93,17 +127,26 @@ def train_byte_level_tokenizer(special_tokens: list[str], vocab_size: int = 600)
     return model["vocab"], merges
 
 
+def _byte_level_tokenizer(tokenizer_class, special_tokens: list[str], added_tokens: tuple[str, ...] = (),
+                          **kwargs):
+    """A ``tokenizer_class`` over a locally trained byte-level BPE carrying ``special_tokens``."""
+    from tokenizers import AddedToken
+
+    vocab, merges = train_byte_level_tokenizer(special_tokens)
+    tokenizer = tokenizer_class(vocab=vocab, merges=merges, errors="replace", **kwargs)
+    if added_tokens:
+        # Plain (not special) added tokens, as in Florence-2's vocabulary: decoding keeps them.
+        tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in added_tokens])
+    tokenizer.model_max_length = 32768
+    return tokenizer
+
+
 def _qwen_tokenizer():
     from transformers import Qwen2Tokenizer
 
-    vocab, merges = train_byte_level_tokenizer(QWEN_SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab, merges=merges, errors="replace", unk_token=None, bos_token=None,
-        eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        extra_special_tokens=QWEN_SPECIAL_TOKENS,
-    )
-    tokenizer.model_max_length = 32768
-    return tokenizer
+    return _byte_level_tokenizer(Qwen2Tokenizer, QWEN_SPECIAL_TOKENS, unk_token=None, bos_token=None,
+                                 eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                 extra_special_tokens=QWEN_SPECIAL_TOKENS)
 
 
 def _qwen_processor(tokenizer, processor_class):
@@ -138,6 +181,13 @@ def _qwen_token_ids(tokenizer) -> dict:
                 vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
 
 
+def _qwen_vision_config(size: TinySize, patch_size: int, **specific) -> dict:
+    """Qwen2.5-VL / Qwen3-VL vision tower (Qwen2-VL's names its sizes differently)."""
+    return dict(depth=size.vision_layers, hidden_size=size.vision_hidden, intermediate_size=size.vision_hidden * 2,
+                out_hidden_size=size.hidden, num_heads=size.vision_heads, patch_size=patch_size,
+                spatial_merge_size=2, temporal_patch_size=2, initializer_range=size.init_std, **specific)
+
+
 def _build_qwen2_vl(size: TinySize):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
@@ -159,20 +209,149 @@ def _build_qwen2_5_vl(size: TinySize):
     tokenizer = _qwen_tokenizer()
     config = Qwen2_5_VLConfig(
         text_config=_qwen_text_config(tokenizer, size),
-        vision_config=dict(depth=size.vision_layers, hidden_size=size.vision_hidden,
-                           intermediate_size=size.vision_hidden * 2, out_hidden_size=size.hidden,
-                           num_heads=size.vision_heads, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                           window_size=56, fullatt_block_indexes=[size.vision_layers - 1],
-                           initializer_range=size.init_std),
+        vision_config=_qwen_vision_config(size, patch_size=14, window_size=56,
+                                          fullatt_block_indexes=[size.vision_layers - 1]),
         tie_word_embeddings=True,
         **_qwen_token_ids(tokenizer),
     )
     return Qwen2_5_VLForConditionalGeneration(config), _qwen_processor(tokenizer, Qwen2_5_VLProcessor)
 
 
+def _build_qwen3_vl(size: TinySize):
+    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
+                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+
+    tokenizer = _qwen_tokenizer()
+    text = _qwen_text_config(tokenizer, size)
+    # Qwen3-VL interleaves the M-RoPE sections and gives the head dimension explicitly.
+    text.update(head_dim=size.hidden // size.heads,
+                rope_parameters={**text["rope_parameters"], "mrope_interleaved": True})
+    config = Qwen3VLConfig(
+        text_config=text,
+        vision_config=_qwen_vision_config(size, patch_size=16, num_position_embeddings=64,
+                                          deepstack_visual_indexes=[size.vision_layers - 1]),
+        tie_word_embeddings=True,
+        **_qwen_token_ids(tokenizer),
+    )
+    # Qwen3-VL patches are 16 pixels, so a visual token covers 32 x 32 pixels.
+    image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, min_pixels=32 * 32,
+                                            max_pixels=32 * 32 * 64, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                 video_processor=Qwen3VLVideoProcessor(), chat_template=QWEN3_VL_CHAT_TEMPLATE)
+    return Qwen3VLForConditionalGeneration(config), processor
+
+
+def _idefics_tokenizer():
+    from transformers import Qwen2Tokenizer
+
+    # The Idefics checkpoints use Llama/GPT-2 BPE vocabularies; a byte-level BPE with the same
+    # special tokens behaves the same for prompts and labels.
+    return _byte_level_tokenizer(Qwen2Tokenizer, IDEFICS_SPECIAL_TOKENS, unk_token=None, bos_token="<|im_start|>",
+                                 eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
+                                 extra_special_tokens=IDEFICS_SPECIAL_TOKENS)
+
+
+def _llama_text_config(tokenizer, size: TinySize) -> dict:
+    return dict(vocab_size=len(tokenizer), hidden_size=size.hidden, intermediate_size=size.hidden * 2,
+                num_hidden_layers=size.layers, num_attention_heads=size.heads, num_key_value_heads=size.kv_heads,
+                max_position_embeddings=4096, rms_norm_eps=1e-5, initializer_range=size.init_std,
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+
+
+def _siglip_config(size: TinySize, image_size: int, patch_size: int) -> dict:
+    return dict(hidden_size=size.vision_hidden, intermediate_size=size.vision_hidden * 2,
+                num_hidden_layers=size.vision_layers, num_attention_heads=size.vision_heads,
+                image_size=image_size, patch_size=patch_size, initializer_range=size.init_std)
+
+
+def _build_idefics2(size: TinySize):
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessor, Idefics2Processor
+
+    tokenizer = _idefics_tokenizer()
+    latents = 16  # the perceiver turns any image into this many visual tokens (64 in idefics2-8b)
+    config = Idefics2Config(
+        text_config={"model_type": "mistral", **_llama_text_config(tokenizer, size)},
+        vision_config=_siglip_config(size, image_size=64, patch_size=8),
+        perceiver_config=dict(hidden_size=size.hidden, resampler_n_latents=latents, resampler_depth=1,
+                              resampler_n_heads=size.heads, resampler_head_dim=size.hidden // size.heads,
+                              num_key_value_heads=size.kv_heads, initializer_range=size.init_std),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
+    )
+    image_processor = Idefics2ImageProcessor(size={"shortest_edge": 32, "longest_edge": 64},
+                                             do_image_splitting=False)
+    processor = Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=latents,
+                                  chat_template=IDEFICS2_CHAT_TEMPLATE)
+    return Idefics2ForConditionalGeneration(config), processor
+
+
+def _build_idefics3(size: TinySize):
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+
+    tokenizer = _idefics_tokenizer()
+    tile, patch, scale = 64, 8, 2
+    config = Idefics3Config(
+        text_config={"model_type": "llama", **_llama_text_config(tokenizer, size)},
+        vision_config=_siglip_config(size, image_size=tile, patch_size=patch), scale_factor=scale,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
+    )
+    # Like SmolVLM: images are resized to at most 2 tiles on the long edge and split into tiles
+    # plus a global view; each tile gives (tile / patch)^2 / scale^2 = 16 visual tokens.
+    image_processor = Idefics3ImageProcessor(size={"longest_edge": 2 * tile}, max_image_size={"longest_edge": tile},
+                                             do_image_splitting=True)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                  image_seq_len=(tile // patch) ** 2 // scale ** 2, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    return Idefics3ForConditionalGeneration(config), processor
+
+
+def _build_florence2(size: TinySize):
+    from transformers import BartTokenizer, CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, \
+        Florence2Processor
+
+    tokenizer = _byte_level_tokenizer(BartTokenizer, FLORENCE_SPECIAL_TOKENS, tuple(FLORENCE_ADDED_TOKENS),
+                                      extra_special_tokens={"image_token": "<image>"})
+    height, width = 32, 128  # a fixed input size, like the real 768 x 768; one visual token per 8 x 8 pixels
+    text = dict(vocab_size=len(tokenizer), d_model=size.hidden, encoder_layers=size.layers, decoder_layers=size.layers,
+                encoder_attention_heads=size.heads, decoder_attention_heads=size.heads,
+                encoder_ffn_dim=size.hidden * 2, decoder_ffn_dim=size.hidden * 2, max_position_embeddings=512,
+                init_std=size.init_std, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+                forced_eos_token_id=tokenizer.eos_token_id, dropout=0.0, scale_embedding=False)
+    # DaViT stages: the first runs at 1/4 resolution, so it stays narrow (the real one is 128 wide at
+    # 768 px); the second, at 1/8, gives the visual tokens.
+    vision = dict(embed_dim=[max(8, size.vision_hidden // 4), size.hidden], depths=[1, size.vision_layers], patch_size=[7, 3],
+                  patch_stride=[4, 2], patch_padding=[3, 1], patch_prenorm=[False, True],
+                  num_heads=[size.vision_heads, size.vision_heads], num_groups=[size.vision_heads, size.vision_heads],
+                  window_size=4, drop_path_rate=0.0, projection_dim=size.hidden, max_position_embeddings=32,
+                  initializer_range=size.init_std)
+    config = Florence2Config(text_config=text, vision_config=vision,
+                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    image_processor = CLIPImageProcessor(size={"height": height, "width": width}, do_center_crop=False,
+                                         crop_size={"height": height, "width": width},
+                                         image_seq_length=(height // 8) * (width // 8) + 1)
+    processor = Florence2Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                   post_processor_config=FLORENCE_POST_PROCESSING)
+    return Florence2ForConditionalGeneration(config), processor
+
+
+# What Florence-2's processor parses for each kind of task answer (the published checkpoints
+# ship the same keys in their processor config).
+FLORENCE_POST_PROCESSING = {
+    "ocr": {"PATTERN": r"(.+?)<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>",
+            "AREA_THRESHOLD": 0.0},
+    "phrase_grounding": {"banned_grounding_tokens": []},
+    "pure_text": {}, "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {}, "bboxes": {},
+    "description_with_bboxes_or_polygons": {},
+}
+
+
 BUILDERS: dict[str, Callable[[TinySize], tuple]] = {
     "qwen2_vl": _build_qwen2_vl,
     "qwen2_5_vl": _build_qwen2_5_vl,
+    "qwen3_vl": _build_qwen3_vl,
+    "idefics2": _build_idefics2,
+    "idefics3": _build_idefics3,
+    "florence2": _build_florence2,
 }
 
 
@@ -186,7 +365,7 @@ def build_tiny_model(family: str, out_dir: str | Path, size: TinySize = TinySize
     torch.manual_seed(seed)
     model, processor = BUILDERS[family](size)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids(FAMILIES[family].end_of_turn)
     model.generation_config.do_sample = False
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

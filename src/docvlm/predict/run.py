@@ -18,6 +18,7 @@ from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat, generate_answers
+from docvlm.predict.regions import draw_regions, parse_regions, region_task
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 
 
 def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new_tokens: int,
-                    num_beams: int = 1, progress: bool = True) -> list[dict]:
-    """One row per readable sample: id, prediction, reference (when known), image, dataset."""
+                    num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None) -> list[dict]:
+    """One row per readable sample: id, prediction, reference (when known), image, dataset; for a
+    Florence-2 region task also ``regions`` (boxes and labels in image pixels), drawn into
+    ``draw_dir`` as ``<id>.png`` when given."""
     from tqdm.auto import tqdm
 
     chat = ChatFormat(loaded.processor, loaded.spec)
@@ -44,10 +47,21 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
                        "dataset": record.dataset, "group": record.group, "language": record.language}
                 if len(record.all_references) > 1:
                     row["references"] = list(record.all_references)
+                task = region_task(loaded.processor, record.prompt)
+                if task:
+                    row["regions"] = parse_regions(loaded.processor, task, answer, sample.image.size)
+                    if draw_dir is not None:
+                        row["drawing"] = str(draw_regions(sample.image, row["regions"],
+                                                          Path(draw_dir) / f"{_file_stem(record.id)}.png"))
                 rows.append(row)
         bar.update(min(batch_size, len(indices) - start))
     bar.close()
     return rows
+
+
+def _file_stem(sample_id: str) -> str:
+    return Path(sample_id.replace("/", "__")).stem if sample_id.lower().endswith(tuple(IMAGE_SUFFIXES)) \
+        else sample_id.replace("/", "__")
 
 
 def write_predictions(rows: Iterable[dict], path: str | Path) -> Path:

@@ -21,11 +21,12 @@ from docvlm.train.trainer import run_training
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 DEMO_SPLITS = {"train": 8000, "validation": 64, "test": 200}
 # Each digit sits in its own 28-pixel cell, as in the comb fields of a form, so each merged visual
-# token holds one digit. Measured on this recipe (eval CER on 32 validation lines, one core): free
-# text with letter spacing (10, 16) was still at 74% after 800 steps and needed 3200 steps for
-# 4-6% test CER; digits in cells were at 23% after 800 steps and 0.7% after 1600. Finding which
-# token holds the i-th character of free text is what the tiny model learns slowly; reading the
-# glyphs under font, size, slant, blur and noise changes is the same work in both layouts.
+# token holds one digit. Measured on this recipe (eval CER on 32 validation lines): free text with
+# letter spacing (10, 16) was still at 74% after 800 steps (a run with 16 000 training lines) and
+# needed 3200 steps for 4-6% test CER; digits in cells were at 23% after 800 steps and 0.7% after
+# 1600. Finding which token holds the i-th character of free text is what the tiny model learns
+# slowly; reading the glyphs under font, size, slant, blur and noise changes is the same work in
+# both layouts.
 DEMO_STYLE = LineStyle(cell_width=28)
 # demo.yaml is tuned for Qwen2-VL; other families take the same recipe with what their inputs need
 # (a user's --section.key overrides, e.g. --train.max_steps, come after these).

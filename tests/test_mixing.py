@@ -67,7 +67,7 @@ def test_mixed_budget_pixels_match_single_budget_processing(tiny_models):
     ([1, 1], 10, [5, 5]), ([3, 1], 10, [8, 2]), ([1, 1, 1], 10, [4, 3, 3]), ([0, 1], 7, [0, 7]),
     ([0.7, 0.2, 0.1], 100, [70, 20, 10])])
 def test_mixture_counts_follow_the_ratios(weights, size, expected):
-    assert mixture_counts([5] * len(weights), weights, size) == expected
+    assert mixture_counts(weights, size) == expected
 
 
 def parts_of(lengths):

@@ -58,7 +58,6 @@ def index_lines(dataset: DatasetConfig, split: str, report: SkipReport, on_bad: 
             records.append(_line_record(image, source, dataset))
         except BadSample as bad:
             handle_bad(bad, report, on_bad)
-    report.kept = len(records)
     return records
 
 

@@ -261,7 +261,6 @@ def index_layout(dataset: DatasetConfig, role_split: str, report: SkipReport, on
     records = []
     for page in chosen:
         records += _page_records(page, dataset, source, report, on_bad, handle_bad)
-    report.kept = len(records)
     return records
 
 

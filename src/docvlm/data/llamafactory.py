@@ -101,7 +101,6 @@ def index_llamafactory(dataset: DatasetConfig, split: str, report: SkipReport, o
                                   where=where))
         except BadSample as bad:
             handle_bad(bad, report, on_bad)
-    report.kept = len(records)
     return records
 
 

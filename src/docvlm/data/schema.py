@@ -138,14 +138,18 @@ def check_image_header(path: str, where: str) -> None:
 
 
 @lru_cache(maxsize=4)
-def _page_image(path: str, where: str) -> Image.Image:
+def _page_image(path: str) -> Image.Image:
     # Consecutive lines usually share a page; keeping a few decoded pages avoids re-decoding it.
-    return open_image(path, where)
+    # Keyed on the path alone: the line's own context is added to an error by the caller.
+    return open_image(path, f"page image {path}")
 
 
 def crop_line(crop: LineCrop, where: str) -> Image.Image:
     """The line image: the page cut to ``crop.box``, optionally masked outside the polygon."""
-    page = _page_image(crop.page, f"{where}: page image {crop.page}")
+    try:
+        page = _page_image(crop.page)
+    except BadSample as bad:
+        raise BadSample(bad.reason, f"{where}: {bad}") from None
     line = page.crop(crop.box)
     if crop.mask and crop.polygon:
         left, top = crop.box[0], crop.box[1]

@@ -115,20 +115,9 @@ def json_object(line: str, where: str) -> dict:
 
 
 def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json_object(line, f"{path}:{line_number}")
-        # One manifest for all splits: rows carry a "split" field; rows without one are kept.
-        if single_file and "split" in row and row["split"] != split:
-            continue
-        rows.append((line_number, row))
-    return rows
+    # One manifest for all splits: rows carry a "split" field; rows without one are kept.
+    return [(number, row) for number, row in read_json_objects(path)
+            if not (single_file and "split" in row and row["split"] != split)]
 
 
 def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
@@ -458,7 +447,7 @@ class ConcatSampleSet(SampleSet):
         raise IndexError(index)
 
 
-def mixture_counts(lengths: list[int], weights: list[float], size: int) -> list[int]:
+def mixture_counts(weights: list[float], size: int) -> list[int]:
     """Samples drawn from each dataset: ``size`` shared in proportion to the weights, exactly.
 
     Largest-remainder rounding, so the counts add up to ``size`` and follow the ratios as closely
@@ -485,7 +474,7 @@ class MixtureSampleSet(SampleSet):
 
     def __init__(self, parts: list[SampleSet], weights: list[float], size: int, seed: int):
         self.parts = parts
-        self.counts = mixture_counts([len(p) for p in parts], weights, size)
+        self.counts = mixture_counts(weights, size)
         rng = random.Random(seed)
         index: list[tuple[int, int]] = []
         for number, (part, count) in enumerate(zip(parts, self.counts)):

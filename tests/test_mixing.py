@@ -43,7 +43,7 @@ def test_each_sample_of_a_mixed_batch_gets_its_own_budget(tiny_models, family):
     # Reference: each sample processed alone at its own budget, the single-budget path.
     for row, s in enumerate(samples):
         alone = processor(text=[chat.prompt_text(s.prompt)], images=[[s.image]], return_tensors="pt",
-                          **budget_kwargs(spec, [s.record.budget], processor))
+                          **budget_kwargs(spec, s.record.budget, processor))
         assert batch["image_grid_thw"][row].tolist() == alone["image_grid_thw"][0].tolist()
     grids = batch["image_grid_thw"].prod(dim=1).tolist()
     assert grids[1] > grids[0]  # same image size, different budgets: the budgets really differ
@@ -56,7 +56,7 @@ def test_mixed_budget_pixels_match_single_budget_processing(tiny_models):
     samples = [sample("small", SMALL, 300), sample("large", LARGE, 300)]
     mixed = TrainingCollator(chat)(samples)
     alone = processor(text=[chat.prompt_text("Read.")], images=[[samples[1].image]], return_tensors="pt",
-                      **budget_kwargs(chat.spec, [LARGE], processor))
+                      **budget_kwargs(chat.spec, LARGE, processor))
     patches = int(alone["image_grid_thw"][0].prod())
     # The second image's patches come after the first's; resampling by PIL instead of torchvision
     # may differ by rounding, not more.

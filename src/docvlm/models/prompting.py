@@ -108,13 +108,8 @@ class ChatFormat:
         return before, after[: end + len(self.spec.end_of_turn)]
 
 
-def budget_kwargs(spec: FamilySpec, budgets: Sequence[PixelBudget], processor: Any) -> dict:
-    """Processor call kwargs that apply the samples' pixel budget (one budget per batch)."""
-    distinct = set(budgets)
-    if len(distinct) > 1:
-        raise DataError("a batch mixes datasets with different pixel budgets; give them the same "
-                        "min_pixels/max_pixels or train them in separate runs")
-    (budget,) = distinct
+def budget_kwargs(spec: FamilySpec, budget: PixelBudget, processor: Any) -> dict:
+    """Processor call kwargs that apply one pixel budget (``images_at_their_budgets`` handles mixes)."""
     if budget.min_pixels is None and budget.max_pixels is None:
         return {}
     if spec.pixel_budget_keys is None:
@@ -134,7 +129,7 @@ def apply_pixel_budget(processor: Any, spec: FamilySpec, budget: PixelBudget) ->
     """Make ``budget`` the processor's default, so it is saved with every checkpoint."""
     if budget.min_pixels is None and budget.max_pixels is None:
         return
-    kwargs = budget_kwargs(spec, [budget], processor)
+    kwargs = budget_kwargs(spec, budget, processor)
     processor.image_processor.size = kwargs["size"]
 
 
@@ -155,14 +150,16 @@ def encode_prompts(chat: ChatFormat, samples: Sequence[Sample], padding_side: st
     """Processor output for the samples' generation prompts and images, padded on one side."""
     texts = [chat.prompt_text(s.prompt) for s in samples]
     images, kwargs = images_at_their_budgets(chat, samples)
-    if chat.seq2seq:
-        try:  # Florence-2's processor rejects text after a task token that takes no input
-            return chat.processor(text=texts, images=images, padding=True,
-                                  padding_side=padding_side, return_tensors="pt", **kwargs)
-        except ValueError as error:
-            raise ModelError(f"{samples[0].record.where}: prompt {samples[0].prompt!r}: {error}") from None
-    return chat.processor(text=texts, images=[[image] for image in images], padding=True,
-                          padding_side=padding_side, return_tensors="pt", **kwargs)
+    if not chat.seq2seq:
+        images = [[image] for image in images]  # chat processors take a list of images per sample
+    try:
+        return chat.processor(text=texts, images=images, padding=True,
+                              padding_side=padding_side, return_tensors="pt", **kwargs)
+    except ValueError as error:
+        if not chat.seq2seq:
+            raise
+        # Florence-2's processor rejects text after a task token that takes no input.
+        raise ModelError(f"{samples[0].record.where}: prompt {samples[0].prompt!r}: {error}") from None
 
 
 def images_at_their_budgets(chat: ChatFormat, samples: Sequence[Sample]) -> tuple[list, dict]:
@@ -174,7 +171,7 @@ def images_at_their_budgets(chat: ChatFormat, samples: Sequence[Sample]) -> tupl
     """
     budgets = [s.record.budget for s in samples]
     if len(set(budgets)) == 1:
-        return [s.image for s in samples], budget_kwargs(chat.spec, budgets, chat.processor)
+        return [s.image for s in samples], budget_kwargs(chat.spec, budgets[0], chat.processor)
     from docvlm.models.budget import fit_to_budget, resolved
 
     default = pixel_budget_of(chat.processor, chat.spec)

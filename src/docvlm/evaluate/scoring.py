@@ -154,7 +154,7 @@ def _score_transcription(score: SystemScore, cfg: EvalConfig) -> None:
         score.per_sample[metric] = [e / n if n else None for e, n in table[:, columns]]
 
 
-def _metric_entry(score: SystemScore, metric: str, cfg: EvalConfig) -> dict:
+def _metric_entry(score: SystemScore, metric: str) -> dict:
     entry: dict = {"value": score.value(metric)}
     if metric in ERROR_RATES:
         sums = score.stats[metric].stats.sum(axis=0)
@@ -202,7 +202,7 @@ def _groups(score: SystemScore, cfg: EvalConfig) -> dict:
 
 
 def system_report(score: SystemScore, cfg: EvalConfig) -> dict:
-    report = {m: _metric_entry(score, m, cfg) for m in score.metrics}
+    report = _entries(score)
     if cfg.bootstrap_resamples:
         for m in score.metrics:
             report[m]["ci"] = bootstrap_ci(score.stats[m], cfg.bootstrap_resamples, cfg.seed, cfg.confidence)
@@ -224,7 +224,7 @@ def dataset_result(name: str, split: str, task: str, metrics: tuple[str, ...], c
         result["scores"] = system_report(tuned, cfg)
         result["analysis"] = analysis_report(tuned, cfg)
         return result
-    result["base"], result["tuned"] = _entries(base, cfg), _entries(tuned, cfg)
+    result["base"], result["tuned"] = _entries(base), _entries(tuned)
     result["delta"] = {m: _delta(base.value(m), tuned.value(m)) for m in metrics}
     if cfg.bootstrap_resamples:
         result["delta_ci"], result["p_value"] = {}, {}
@@ -237,8 +237,8 @@ def dataset_result(name: str, split: str, task: str, metrics: tuple[str, ...], c
     return result
 
 
-def _entries(score: SystemScore, cfg: EvalConfig) -> dict:
-    return {m: _metric_entry(score, m, cfg) for m in score.metrics}
+def _entries(score: SystemScore) -> dict:
+    return {m: _metric_entry(score, m) for m in score.metrics}
 
 
 def _delta(base: float | None, tuned: float | None) -> float | None:

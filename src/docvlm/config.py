@@ -252,7 +252,9 @@ class TextMetricConfig:
     CER is only comparable with theirs under the same form."""
     unit: Literal["codepoint", "grapheme"] = "codepoint"
     """CER unit: Unicode code points (kraken, jiwer, torchmetrics) or extended grapheme clusters
-    (a letter with its combining marks, an emoji with its modifiers count as one)."""
+    (a letter with its combining marks, an emoji with its modifiers count as one), segmented by
+    UAX #29 with Unicode 16.0 properties as ICU, dinglehopper and uniseg do (rule GB9c joins a
+    virama to the next consonant only after a consonant)."""
     whitespace: Literal["normalize", "collapse", "none"] = "normalize"
     """``normalize``: each Unicode whitespace character -> space, ends stripped (kraken);
     ``collapse``: additionally runs of spaces -> one space; ``none``: text as given."""

@@ -21,12 +21,12 @@ import regex
 from rapidfuzz.distance import Levenshtein
 
 from docvlm.config import TextMetricConfig
+from docvlm.evaluate.graphemes import grapheme_clusters
 
 KRAKEN_DEFAULTS = TextMetricConfig()
 # kraken's whitespace normalization is ``regex.sub(r'\s', ' ', text).strip()`` (kraken/lib/dataset);
 # the ``regex`` module's \s is the Unicode White_Space property, which Python's ``re`` differs from.
 _WHITESPACE = regex.compile(r"\s")
-_GRAPHEME = regex.compile(r"\X")
 GAP = "\u2205"
 """Marks a missing unit in aligned reference/prediction strings (an insertion or a deletion)."""
 
@@ -63,8 +63,9 @@ def prepare(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> str:
 
 
 def units(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> Sequence[str]:
-    """CER units of prepared text: the string itself (code points) or its grapheme clusters."""
-    return _GRAPHEME.findall(text) if options.unit == "grapheme" else text
+    """CER units of prepared text: the string itself (code points) or its extended grapheme clusters
+    (UAX #29 as ICU, dinglehopper and uniseg segment them; see :mod:`docvlm.evaluate.graphemes`)."""
+    return grapheme_clusters(text) if options.unit == "grapheme" else text
 
 
 def words(text: str) -> list[str]:

@@ -280,6 +280,16 @@ class EvalConfig:
     (VLMEvalKit). The edit distance is on the normalized strings in both."""
     relaxed_tolerance: float = 0.05
     """ChartQA relaxed accuracy: largest accepted relative error of a numeric answer."""
+    relaxed_strip: bool = False
+    """ChartQA relaxed accuracy: strip surrounding whitespace from prediction and target first.
+    Off by default, as in pix2struct's ``relaxed_correctness`` (``"Yes\n"`` is not ``"Yes"``)."""
+    vqa_normalization: Literal["official", "always"] = "official"
+    """VQAv2 accuracy: ``official`` = GT-Vision-Lab vqaEval.py (answers and prediction normalized
+    only when the human answers disagree); ``always`` = both sides always normalized (lmms-eval,
+    VLMEvalKit)."""
+    multi_reference: Literal["first", "best"] = "first"
+    """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
+    one, or the ``best`` one (fewest character edits, per sample; WER then uses that reference)."""
     bootstrap_resamples: int = 1000
     """Bootstrap resamples for confidence intervals and the paired p-value; 0 disables them."""
     confidence: float = 0.95

@@ -22,8 +22,95 @@ from docvlm.config import EvalConfig
 from docvlm.errors import ConfigError
 from docvlm.evaluate import caption, vqa
 from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, paired_bootstrap, ratio
+from docvlm.evaluate.graphemes import UNICODE_VERSION
 from docvlm.evaluate.metrics import ErrorAnalysis, aligned, line_errors
 from docvlm.evaluate.predictions import pair_rows, read_predictions
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric, registered once: how it is computed, reported and compared."""
+
+    name: str
+    kind: str
+    """``rate``: corpus edits / corpus reference length (CER, WER); ``mean``: mean of a per-sample
+    score (``sample``); ``corpus``: scored over all rows at once by ``corpus`` (BLEU-4 sums n-gram
+    statistics; CIDEr-D's IDF needs the whole corpus)."""
+    lower_is_better: bool = False
+    sample: Callable[[str, list[str], EvalConfig], float] | None = None
+    """Per-sample score of one prediction against its references (``mean`` metrics)."""
+    corpus: Callable[[list[dict], EvalConfig], tuple[CorpusStats, list]] | None = None
+    """All rows -> (per-sample statistics with their corpus function, per-sample values)
+    (``corpus`` metrics)."""
+    number: bool = False
+    """Shown as a plain number (CIDEr-D) rather than a percentage."""
+    options: Callable[[EvalConfig], dict] | None = None
+    """What a metrics file states about how it was computed (key: ``option_key``)."""
+    option_key: str = ""
+
+
+def _cer_wer_options(cfg: EvalConfig) -> dict:
+    return {"average": "micro (corpus edits / corpus reference length)", "unit_cer": cfg.text.unit,
+            "unit_wer": "whitespace-separated word", **dataclasses.asdict(cfg.text),
+            "grapheme_segmentation": f"UAX #29, Unicode {UNICODE_VERSION} properties (ICU/dinglehopper/uniseg "
+                                     "rules; GB9c needs a consonant before the virama)",
+            "multi_reference": cfg.multi_reference,
+            "multi_reference_rule": MULTI_REFERENCE_RULES[cfg.multi_reference]}
+
+
+MULTI_REFERENCE_RULES = {
+    "first": "a row with 'reference' is scored against it; a row with only 'references' against the first one",
+    "best": "a row with 'reference' is scored against it; a row with only 'references' against, per sample "
+            "and per metric, the reference with the fewest edits (ties: the first)",
+}
+
+
+def _bleu4(rows: list[dict], cfg: EvalConfig) -> tuple[CorpusStats, list]:
+    table = np.array([caption.bleu_stats(r["prediction"], r["references"]) for r in rows])
+    return CorpusStats(table, caption.bleu_from_stats), [float(caption.bleu_from_stats(row)) for row in table]
+
+
+def _mean_stats(values: list[float]) -> tuple[CorpusStats, list]:
+    table = np.column_stack([np.asarray(values, dtype=float), np.ones(len(values))])
+    return CorpusStats(table, ratio), list(values)
+
+
+def _cider_d(rows: list[dict], cfg: EvalConfig) -> tuple[CorpusStats, list]:
+    return _mean_stats(caption.cider_d_scores([r["prediction"] for r in rows], [r["references"] for r in rows]))
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("cer", "rate", lower_is_better=True, options=_cer_wer_options, option_key="cer_wer"),
+    Metric("wer", "rate", lower_is_better=True, options=_cer_wer_options, option_key="cer_wer"),
+    Metric("anls", "mean", sample=lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
+           options=lambda cfg: {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
+                                "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
+                                else "VLMEvalKit (normalized lengths)"}, option_key="anls"),
+    Metric("relaxed_accuracy", "mean",
+           sample=lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance, cfg.relaxed_strip),
+           options=lambda cfg: {"tolerance": cfg.relaxed_tolerance, "strip": cfg.relaxed_strip,
+                                "reference": "pix2struct relaxed_correctness" + (
+                                    " (deviation: both sides stripped)" if cfg.relaxed_strip else "")},
+           option_key="relaxed_accuracy"),
+    Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
+           options=lambda cfg: {"normalization": cfg.vqa_normalization, "reference": (
+               "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)"
+               if cfg.vqa_normalization == "official" else
+               "lmms-eval / VLMEvalKit (both sides always normalized; deviates from vqaEval.py)"),
+               "single_reference": "normalized or cleaned exact match (vqaEval.py would give 0)"},
+           option_key="vqa_accuracy"),
+    Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs)),
+    Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs)),
+    Metric("bleu4", "corpus", corpus=_bleu4, options=lambda cfg: _caption_options(), option_key="caption"),
+    Metric("cider_d", "corpus", corpus=_cider_d, number=True, options=lambda cfg: _caption_options(),
+           option_key="caption"),
+)}
+
+
+def _caption_options() -> dict:
+    return {"reference": "coco-caption", "tokenizer": "lower-case, punctuation removed, whitespace split",
+            "cider_sigma": caption.SIGMA}
+
 
 TASK_METRICS = {
     "transcription": ("cer", "wer"),
@@ -33,23 +120,19 @@ TASK_METRICS = {
     "caption": ("bleu4", "cider_d"),
     "exact": ("exact_match",),
 }
-LOWER_IS_BETTER = {"cer", "wer"}
-ERROR_RATES = ("cer", "wer")
-ALL_METRICS = ("cer", "wer", "anls", "relaxed_accuracy", "vqa_accuracy", "exact_match", "contains", "bleu4",
-               "cider_d")
-MEAN_SCORES: dict[str, Callable[[str, list[str], EvalConfig], float]] = {
-    "anls": lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
-    "relaxed_accuracy": lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance),
-    "vqa_accuracy": lambda p, refs, cfg: vqa.vqa_accuracy(p, refs),
-    "exact_match": lambda p, refs, cfg: vqa.exact_match(p, refs),
-    "contains": lambda p, refs, cfg: vqa.contains(p, refs),
-}
+
+
+# Views of the one registry, under the names other modules import.
+ALL_METRICS: tuple[str, ...] = tuple(METRICS)
+LOWER_IS_BETTER = {m.name for m in METRICS.values() if m.lower_is_better}
+MEAN_SCORES = {m.name: m.sample for m in METRICS.values() if m.kind == "mean"}
+ERROR_RATES = tuple(m.name for m in METRICS.values() if m.kind == "rate")
 
 
 def check_options(cfg: EvalConfig, metrics: tuple[str, ...] = ()) -> None:
-    unknown = [m for m in metrics if m not in ALL_METRICS]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ConfigError(f"unknown metric '{unknown[0]}' (choose from {', '.join(ALL_METRICS)})")
+        raise ConfigError(f"unknown metric '{unknown[0]}' (choose from {', '.join(METRICS)})")
     if cfg.bootstrap_resamples < 0:
         raise ConfigError("config key 'evaluate.bootstrap_resamples' must be >= 0")
     if not 0 < cfg.confidence < 1:
@@ -66,21 +149,10 @@ def check_options(cfg: EvalConfig, metrics: tuple[str, ...] = ()) -> None:
 def metric_options(cfg: EvalConfig, metrics: tuple[str, ...]) -> dict:
     """What every metrics file states: the options each of its metrics was computed with."""
     options: dict = {}
-    if {"cer", "wer"} & set(metrics):
-        options["cer_wer"] = {"average": "micro (corpus edits / corpus reference length)",
-                              "unit_cer": cfg.text.unit, "unit_wer": "whitespace-separated word",
-                              **dataclasses.asdict(cfg.text)}
-    if "anls" in metrics:
-        options["anls"] = {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
-                           "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
-                           else "VLMEvalKit (normalized lengths)"}
-    if "relaxed_accuracy" in metrics:
-        options["relaxed_accuracy"] = {"tolerance": cfg.relaxed_tolerance, "reference": "pix2struct"}
-    if "vqa_accuracy" in metrics:
-        options["vqa_accuracy"] = {"normalization": "official VQAv2 (GT-Vision-Lab vqaEval.py)"}
-    if {"bleu4", "cider_d"} & set(metrics):
-        options["caption"] = {"reference": "coco-caption", "tokenizer": "lower-case, punctuation removed, "
-                              "whitespace split", "cider_sigma": caption.SIGMA}
+    for name in metrics:
+        metric = METRICS[name]
+        if metric.options is not None:
+            options[metric.option_key or name] = metric.options(cfg)
     if cfg.bootstrap_resamples:
         options["bootstrap"] = {"resamples": cfg.bootstrap_resamples, "confidence": cfg.confidence,
                                 "seed": cfg.seed, "method": "percentile; samples resampled, corpus metric "
@@ -116,35 +188,31 @@ def score_rows(rows: list[dict], metrics: tuple[str, ...], cfg: EvalConfig) -> S
     if {"cer", "wer"} & set(metrics):
         _score_transcription(score, cfg)
     for metric in metrics:
-        if metric in MEAN_SCORES:
-            values = [MEAN_SCORES[metric](r["prediction"], r["references"], cfg) for r in rows]
-            _add_mean(score, metric, values)
-    if "bleu4" in metrics:
-        table = np.array([caption.bleu_stats(r["prediction"], r["references"]) for r in rows])
-        score.stats["bleu4"] = CorpusStats(table, caption.bleu_from_stats)
-        score.per_sample["bleu4"] = [float(caption.bleu_from_stats(row)) for row in table]
-    if "cider_d" in metrics:
-        _add_mean(score, "cider_d", caption.cider_d_scores([r["prediction"] for r in rows],
-                                                            [r["references"] for r in rows]))
+        kind = METRICS[metric].kind
+        if kind == "mean":
+            sample = METRICS[metric].sample
+            _add_mean(score, metric, [sample(r["prediction"], r["references"], cfg) for r in rows])
+        elif kind == "corpus":
+            score.stats[metric], score.per_sample[metric] = METRICS[metric].corpus(rows, cfg)
     if not {"cer", "wer"} & set(metrics):
         score.empty_references = [r["id"] for r in rows if not any(ref.strip() for ref in r["references"])]
     return score
 
 
 def _add_mean(score: SystemScore, metric: str, values: list[float]) -> None:
-    table = np.column_stack([np.asarray(values, dtype=float), np.ones(len(values))])
-    score.stats[metric] = CorpusStats(table, ratio)
-    score.per_sample[metric] = list(values)
+    score.stats[metric], score.per_sample[metric] = _mean_stats(values)
 
 
 def _score_transcription(score: SystemScore, cfg: EvalConfig) -> None:
     analysis = ErrorAnalysis()
     table = np.zeros((len(score.rows), 4))
     for i, row in enumerate(score.rows):
-        # Transcriptions have one reference: the trained target (``reference``) when present.
-        reference = row.get("reference") if isinstance(row.get("reference"), str) else row["references"][0]
-        errors = line_errors(reference, row["prediction"], cfg.text, analysis)
+        char_ref, word_ref = transcription_references(row, cfg)
+        errors = line_errors(char_ref, row["prediction"], cfg.text, analysis)
         table[i] = (errors.char_edits, errors.char_length, errors.word_edits, errors.word_length)
+        if word_ref != char_ref:
+            word_errors = line_errors(word_ref, row["prediction"], cfg.text)
+            table[i, 2:] = (word_errors.word_edits, word_errors.word_length)
         score.alignments.append((errors.reference, errors.prediction))
         if errors.char_length == 0:
             score.empty_references.append(row["id"])
@@ -154,9 +222,21 @@ def _score_transcription(score: SystemScore, cfg: EvalConfig) -> None:
         score.per_sample[metric] = [e / n if n else None for e, n in table[:, columns]]
 
 
+def transcription_references(row: dict, cfg: EvalConfig) -> tuple[str, str]:
+    """The references CER and WER score a row against (see :data:`MULTI_REFERENCE_RULES`)."""
+    if isinstance(row.get("reference"), str):
+        return row["reference"], row["reference"]  # the trained target, when the row names it
+    references = row["references"]
+    if cfg.multi_reference == "first" or len(references) == 1:
+        return references[0], references[0]
+    best_cer = min(references, key=lambda r: line_errors(r, row["prediction"], cfg.text).char_edits)
+    best_wer = min(references, key=lambda r: line_errors(r, row["prediction"], cfg.text).word_edits)
+    return best_cer, best_wer
+
+
 def _metric_entry(score: SystemScore, metric: str) -> dict:
     entry: dict = {"value": score.value(metric)}
-    if metric in ERROR_RATES:
+    if METRICS[metric].kind == "rate":
         sums = score.stats[metric].stats.sum(axis=0)
         entry.update(edits=int(sums[0]), reference_length=int(sums[1]))
     return entry
@@ -249,16 +329,20 @@ def _delta(base: float | None, tuned: float | None) -> float | None:
 # Tables
 
 
+def _is_number(metric: str) -> bool:
+    return metric in METRICS and METRICS[metric].number
+
+
 def _show(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.3f}" if metric == "cider_d" else f"{value:.2%}"
+    return f"{value:.3f}" if _is_number(metric) else f"{value:.2%}"
 
 
 def _show_ci(metric: str, ci: list | None) -> str:
     if not ci or ci[0] is None:
         return ""
-    low, high = (f"{x:.3f}" if metric == "cider_d" else f"{x * 100:.2f}" for x in ci)
+    low, high = (f"{x:.3f}" if _is_number(metric) else f"{x * 100:.2f}" for x in ci)
     return f"[{low}, {high}]"
 
 
@@ -276,7 +360,7 @@ def format_table(results: list[dict]) -> str:
         for metric in result["metrics"]:
             delta = result["delta"][metric]
             delta_text = "n/a" if delta is None else (
-                f"{delta:+.3f}" if metric == "cider_d" else f"{delta:+.2%}")
+                f"{delta:+.3f}" if _is_number(metric) else f"{delta:+.2%}")
             delta_text = f"{delta_text} {_show_ci(metric, result.get('delta_ci', {}).get(metric))}".strip()
             p = result.get("p_value", {}).get(metric)
             lines.append(f"{name:<24} {result['n']:>6} {metric.upper():<17} {_cell(metric, result['base'][metric]):<24} "

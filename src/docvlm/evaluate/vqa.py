@@ -12,9 +12,16 @@ number in [0, 1]; the corpus score is the mean over questions. Pure Python (no t
 - Relaxed accuracy (ChartQA): pix2struct's ``relaxed_correctness`` (google-research/pix2struct
   metrics.py, copied by VLMEvalKit): numbers within 5% relative error, a trailing ``%`` divides by
   100, a zero or non-numeric target falls back to case-insensitive exact match; best reference.
-- VQAv2 accuracy: the official GT-Vision-Lab ``vqaEval.py`` answer normalization (punctuation rules,
-  number words, articles, contractions) and min(1, matches / 3) averaged over the 10 leave-one-out
-  subsets of the human answers.
+  Like pix2struct, neither string is stripped (``"Yes\n"`` is not ``"Yes"``; Python's ``float``
+  itself ignores surrounding whitespace, so ``"12\n"`` still equals ``"12"``); ``strip=True``
+  strips both first (an option, not the reference).
+- VQAv2 accuracy: the official GT-Vision-Lab ``vqaEval.py`` (``evaluate``): newlines and tabs
+  become spaces and both sides are stripped; only when the human answers disagree
+  (``len(set(gtAnswers)) > 1``) are the human answers *and* the prediction put through its answer
+  normalization (punctuation rules, number words, articles, contractions), so ``no!`` against ten
+  ``no`` scores 0; then min(1, matches / 3) averaged over the 10 leave-one-out subsets of the human
+  answers. ``normalization="always"`` normalizes both sides always, as lmms-eval and VLMEvalKit
+  do.
 - Exact match: VLMEvalKit's ``accuracy`` method (stripped, case-insensitive equality, best reference).
 - Contains: OCRBench's rule (the lower-cased, stripped reference occurs in the prediction).
 """
@@ -58,9 +65,10 @@ def _to_float(text: str) -> float | None:
         return None
 
 
-def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05) -> bool:
-    """pix2struct's relaxed correctness of one answer against one target."""
-    prediction, target = prediction.strip(), target.strip()
+def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip: bool = False) -> bool:
+    """pix2struct's relaxed correctness of one answer against one target (``strip``: an option)."""
+    if strip:
+        prediction, target = prediction.strip(), target.strip()
     predicted, expected = _to_float(prediction), _to_float(target)
     # ``expected`` is falsy for a zero target: relative error is undefined, so pix2struct compares text.
     if predicted is not None and expected:
@@ -68,8 +76,9 @@ def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05) -> bo
     return prediction.lower() == target.lower()
 
 
-def relaxed_accuracy(prediction: str, references: Sequence[str], tolerance: float = 0.05) -> float:
-    return float(any(relaxed_correct(prediction, r, tolerance) for r in references))
+def relaxed_accuracy(prediction: str, references: Sequence[str], tolerance: float = 0.05,
+                     strip: bool = False) -> float:
+    return float(any(relaxed_correct(prediction, r, tolerance, strip) for r in references))
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:
@@ -149,22 +158,33 @@ def _vqa_digits_articles(text: str) -> str:
     return " ".join(_CONTRACTIONS.get(word, word) for word in kept)
 
 
+VQA_NORMALIZATIONS = ("official", "always")
+
+
+def _clean(answer: str) -> str:
+    """What vqaEval.py does to every answer and prediction: newlines and tabs to spaces, strip."""
+    return answer.replace("\n", " ").replace("\t", " ").strip()
+
+
 def normalize_vqa_answer(answer: str) -> str:
-    answer = answer.replace("\n", " ").replace("\t", " ").strip()
-    return _vqa_digits_articles(_vqa_punctuation(answer))
+    return _vqa_digits_articles(_vqa_punctuation(_clean(answer)))
 
 
-def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:
+def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official") -> float:
     """VQAv2 accuracy: mean over each human answer left out of min(1, matching others / 3).
 
-    The official script normalizes the prediction always and the human answers with the
-    punctuation rule only when they disagree, because its annotations are already lower-cased with
-    digits; references here may come from anywhere, so both sides get the full normalization (as
-    lmms-eval and VLMEvalKit do). With a single reference the leave-one-out formula is always 0, so
-    that case is scored as normalized exact match.
+    ``official`` (GT-Vision-Lab vqaEval.py): both sides are cleaned (newlines/tabs to spaces,
+    stripped) and normalized only when the human answers differ after cleaning. ``always``
+    (lmms-eval, VLMEvalKit): both sides normalized whatever the answers. With a single reference
+    the leave-one-out formula is always 0, so that case is scored as (cleaned or normalized) exact
+    match; a deviation from the script, which gives such a question 0.
     """
-    predicted = normalize_vqa_answer(prediction)
-    answers = [normalize_vqa_answer(r) for r in references]
+    if normalization not in VQA_NORMALIZATIONS:
+        raise ValueError(f"VQA normalization must be one of {VQA_NORMALIZATIONS}, not {normalization!r}")
+    predicted, answers = _clean(prediction), [_clean(r) for r in references]
+    if normalization == "always" or len(set(answers)) > 1:
+        predicted = normalize_vqa_answer(predicted)
+        answers = [normalize_vqa_answer(a) for a in answers]
     if len(answers) == 1:
         return float(answers[0] == predicted)
     matches = sum(a == predicted for a in answers)

@@ -48,9 +48,9 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
         return _evaluate_predictions(args, overrides)
     if not args.run:
         raise DocVLMError("give a run folder, or --predictions FILE.jsonl --metric NAME")
-    if args.metric or args.baseline or args.output:
-        raise DocVLMError("--metric, --baseline and --output go with --predictions; a run is scored "
-                          "with the metrics of each dataset's task")
+    if args.metric or args.baseline or args.output or args.task or args.per_sample:
+        raise DocVLMError("--metric, --task, --baseline, --output and --per-sample go with --predictions; a run "
+                          "is scored with the metrics of each dataset's task")
     from docvlm.evaluate.run import evaluate_run
 
     results = evaluate_run(args.run, overrides)
@@ -65,19 +65,26 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
 
 def _evaluate_predictions(args, overrides: list[str]) -> int:
     from docvlm.config import load_config
-    from docvlm.evaluate.scoring import TASK_METRICS, evaluate_predictions, format_scores, format_summary, format_table
+    from docvlm.evaluate.scoring import evaluate_predictions, format_scores, format_summary, format_table
     from docvlm.runs import write_json
 
     if args.run:
         raise DocVLMError("give either a run folder or --predictions, not both")
+    if args.metric and args.task:
+        raise DocVLMError("give --metric or --task, not both")
     cfg = load_config(None, overrides).evaluate
-    metrics = tuple(dict.fromkeys(args.metric)) if args.metric else TASK_METRICS[args.task]
-    report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline)
+    metrics = tuple(dict.fromkeys(args.metric)) if args.metric else None
+    report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline, task=args.task,
+                                  per_sample=args.per_sample)
     result = next(iter(report["datasets"].values()))
+    if metrics is None and args.task is None:
+        print(f"scored as {report['task']} ({report['task_source']}; --task or --metric to choose)")
     print(format_table([result]) if args.baseline else format_scores(result))
     summary = format_summary(result)
     if summary:
         print(summary)
+    if args.per_sample:
+        print(f"per-sample scores written to {args.per_sample}")
     if args.output:
         write_json(args.output, report)
         print(f"metrics written to {args.output}")
@@ -210,15 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     train.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="score the base and the tuned model of a run, or a predictions file")
+    evaluate = commands.add_parser(
+        "evaluate", help="score the base and the tuned model of a run, or a predictions file",
+        epilog="CER/WER of a row with only 'references' (no 'reference') use the first one; "
+               "--evaluate.multi_reference best uses, per sample, the one with the fewest edits. VQAv2 accuracy "
+               "follows vqaEval.py (--evaluate.vqa_normalization always: lmms-eval/VLMEvalKit); ChartQA relaxed "
+               "accuracy strips nothing, as pix2struct (--evaluate.relaxed_strip true strips).")
     evaluate.add_argument("run", nargs="?", help="run folder written by 'docvlm train'")
     evaluate.add_argument("--predictions", help="score this predictions JSONL instead (any tool's)")
     evaluate.add_argument("--baseline", help="with --predictions: a baseline predictions JSONL on the same samples")
     evaluate.add_argument("--metric", action="append", choices=ALL_METRICS,
                           help="metric for --predictions (repeatable; default: the --task's metrics)")
-    evaluate.add_argument("--task", default="transcription", choices=sorted(TASK_METRICS),
-                          help="with --predictions and no --metric: score as this task")
+    evaluate.add_argument("--task", choices=sorted(TASK_METRICS),
+                          help="with --predictions and no --metric: score as this task (default: the rows' "
+                               "'task' field; else transcription when every row has one reference; rows with "
+                               "several references must name it)")
     evaluate.add_argument("--output", help="with --predictions: write the metrics JSON here")
+    evaluate.add_argument("--per-sample", metavar="FILE",
+                          help="with --predictions: write each sample's value of every metric (JSONL: id, "
+                               "metric values; CER/WER also edits and reference length)")
     evaluate.set_defaults(func=cmd_evaluate)
 
     compare = commands.add_parser("compare", help="one table of the evaluated metrics of several runs")

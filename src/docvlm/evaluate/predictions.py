@@ -3,8 +3,13 @@
 One JSON object per line with ``id``, ``prediction`` and the answer: ``reference`` (a string) and/or
 ``references`` (a list of acceptable strings). Every problem names the file and line: bytes that
 are not UTF-8, an empty line, a line that is not a JSON object, a missing or duplicate id, a
-missing prediction or reference, references of the wrong type, or a ``reference`` that is not
-among the ``references``.
+missing prediction or reference, references of the wrong type, a ``reference`` that is not
+among the ``references``, or a string holding a lone surrogate.
+
+A lone surrogate (JSON ``"\\ud800"`` without its pair, typically a UTF-16 string cut inside an
+emoji by the tool that wrote the file) is valid JSON syntax but no Unicode character: it cannot be
+written to a UTF-8 metrics file, and its edit distance would depend on how the writer had split the
+pair. So it is refused with the file, line, id and field, rather than scored or silently replaced.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def read_predictions(path: str | Path) -> list[dict]:
             if not line.strip():
                 raise DataError(f"{where}: empty line (one JSON object per line expected)")
             row = json_object(line, where)
+            _check_surrogates(row, where)
             row["references"] = _check_row(row, where)
             if row["id"] in seen:
                 raise DataError(f"{where}: id '{row['id']}' already used on line {seen[row['id']]}")
@@ -39,6 +45,28 @@ def read_predictions(path: str | Path) -> list[dict]:
     if not rows:
         raise DataError(f"{path}: no predictions")
     return rows
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Index of the first lone surrogate in ``text`` (json.loads pairs the valid ones), or None."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as error:
+        return error.start
+
+
+def _check_surrogates(row: dict, where: str) -> None:
+    named = f"{where} (id {row.get('id')})" if row.get("id") is not None else where
+    for key, value in row.items():
+        texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+            if isinstance(value, list) else []
+        for text in [key, *texts]:
+            index = _lone_surrogate(text)
+            if index is not None:
+                raise DataError(f"{named}: field '{key}' holds a lone surrogate U+{ord(text[index]):04X} at "
+                                f"character {index + 1} (half of a UTF-16 pair, not a Unicode character; "
+                                f"fix the tool that wrote the file)")
 
 
 def _check_row(row: dict, where: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from docvlm.config import EvalConfig
-from docvlm.errors import ConfigError
+from docvlm.errors import ConfigError, DataError
 from docvlm.evaluate import caption, vqa
 from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, paired_bootstrap, ratio
 from docvlm.evaluate.graphemes import UNICODE_VERSION
@@ -424,20 +424,88 @@ def format_compare(runs: list[tuple[str, dict]]) -> str:
 # Commands that need no model: a predictions file, and several runs side by side
 
 
-def evaluate_predictions(path: str, metrics: tuple[str, ...], cfg: EvalConfig, baseline: str | None = None) -> dict:
-    """Score a predictions file (optionally against a baseline file on the same samples)."""
-    check_options(cfg, metrics)
+def infer_task(rows: list[dict], path: str) -> tuple[str, str]:
+    """The task of a predictions file given without ``--metric``/``--task``, and why.
+
+    A ``task`` field that every row shares names it; otherwise a file whose every row has one
+    acceptable answer is a transcription file; rows with several different answers (VQA, VQAv2,
+    ChartQA, captions) are ambiguous, so the user is asked to choose rather than scored as
+    transcription against the first answer.
+    """
+    tasks = {row.get("task") for row in rows}
+    if len(tasks) == 1 and None not in tasks:
+        task = tasks.pop()
+        if task not in TASK_METRICS:
+            raise DataError(f"{path}:{rows[0]['_line']}: field 'task' is {task!r}, not one of "
+                            f"{', '.join(sorted(TASK_METRICS))}; give --task or --metric")
+        return task, f"the rows' 'task' field says {task}"
+    several = next((row for row in rows if len(set(row["references"])) > 1), None)
+    if several is not None:
+        raise DataError(f"{path}:{several['_line']} (id {several['id']}): the row has several different "
+                        f"references, so the task is not clear; give --task (vqa: ANLS, vqav2: VQAv2 accuracy, "
+                        f"chart: relaxed accuracy, caption: BLEU-4 and CIDEr-D, transcription: CER/WER) or --metric")
+    return "transcription", "every row has one reference"
+
+
+def evaluate_predictions(path: str, metrics: tuple[str, ...] | None, cfg: EvalConfig, baseline: str | None = None,
+                         task: str | None = None, per_sample: str | None = None) -> dict:
+    """Score a predictions file (optionally against a baseline file on the same samples).
+
+    ``metrics`` None: those of ``task``, or of the task read from the file (:func:`infer_task`),
+    stated under ``task_source`` in the report. ``per_sample``: also write every sample's value of
+    every metric to that JSONL file (:func:`per_sample_rows`).
+    """
     rows = read_predictions(path)
+    source = "--metric" if metrics else "--task" if task else None
+    if not metrics:
+        if task is None:
+            task, source = infer_task(rows, str(path))
+        metrics = TASK_METRICS[task]
+    check_options(cfg, metrics)
     name = Path(path).stem
-    if baseline is None:
-        result = dataset_result(name, "-", "predictions", metrics, cfg, score_rows(rows, metrics, cfg))
-    else:
+    label = task or "predictions"
+    tuned = score_rows(rows, metrics, cfg)
+    base = None
+    if baseline is not None:
         base_rows = read_predictions(baseline)
-        rows = pair_rows(base_rows, rows, str(baseline), str(path))
-        result = dataset_result(name, "-", "predictions", metrics, cfg, score_rows(rows, metrics, cfg),
-                                base=score_rows(base_rows, metrics, cfg))
-    return {"predictions": str(path), "baseline": baseline, "options": metric_options(cfg, metrics),
-            "datasets": {name: result}}
+        tuned = score_rows(pair_rows(base_rows, rows, str(baseline), str(path)), metrics, cfg)
+        base = score_rows(base_rows, metrics, cfg)
+    result = dataset_result(name, "-", label, metrics, cfg, tuned, base=base)
+    if per_sample:
+        write_per_sample(per_sample, per_sample_rows(tuned, base))
+    return {"predictions": str(path), "baseline": baseline, "task": label, "task_source": source,
+            "options": metric_options(cfg, metrics), "datasets": {name: result}}
+
+
+def per_sample_rows(tuned: SystemScore, base: SystemScore | None = None) -> list[dict]:
+    """One row per sample: its id and each metric's value for it; a rate metric (CER, WER) also
+    gives its edits and reference length (what the corpus rate sums). With a base system the
+    values are nested under ``base`` and ``tuned``."""
+    def values(score: SystemScore, i: int) -> dict:
+        out: dict = {}
+        for metric in score.metrics:
+            out[metric] = _finite(score.per_sample[metric][i])
+            if METRICS[metric].kind == "rate":
+                edits, length = score.stats[metric].stats[i]
+                out[f"{metric}_edits"], out[f"{metric}_reference_length"] = int(edits), int(length)
+        return out
+
+    rows = []
+    for i, row in enumerate(tuned.rows):
+        if base is None:
+            rows.append({"id": row["id"], **values(tuned, i)})
+        else:
+            rows.append({"id": row["id"], "base": values(base, i), "tuned": values(tuned, i)})
+    return rows
+
+
+def write_per_sample(path: str | Path, rows: list[dict]) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"cannot write per-sample scores to {path}: {error.strerror or error}") from None
 
 
 def metrics_file(run_dir, split: str) -> Path:

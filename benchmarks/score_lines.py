@@ -1,6 +1,6 @@
 """Scoring speed: CER + WER + confusions (the full error analysis) on synthetic line pairs, one core.
 
-    python benchmarks/score_lines.py [--lines 100000] [--resamples 1000]
+    python benchmarks/score_lines.py [--lines 100000] [--resamples 1000] [--unit grapheme]
 
 Prints a table: lines, seconds, lines/s for the scoring itself, and separately for the bootstrap
 (CI per system and the paired test), which ``docvlm evaluate`` adds on top. Single-threaded by
@@ -17,7 +17,7 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from docvlm.config import EvalConfig  # noqa: E402
+from docvlm.config import EvalConfig, TextMetricConfig  # noqa: E402
 from docvlm.evaluate.bootstrap import paired_bootstrap  # noqa: E402
 from docvlm.evaluate.scoring import analysis_report, score_rows  # noqa: E402
 
@@ -48,10 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--unit", choices=["codepoint", "grapheme"], default="codepoint", help="CER unit")
     args = parser.parse_args()
     base_rows = synthetic_rows(args.lines, seed=1)
     tuned_rows = [dict(r, prediction=r["reference"]) if i % 2 else r for i, r in enumerate(synthetic_rows(args.lines, 1))]
-    cfg = EvalConfig(bootstrap_resamples=args.resamples)
+    cfg = EvalConfig(bootstrap_resamples=args.resamples, text=TextMetricConfig(unit=args.unit))
 
     started = time.perf_counter()
     score = score_rows(base_rows, ("cer", "wer"), cfg)

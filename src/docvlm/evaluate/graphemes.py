@@ -18,8 +18,6 @@ random strings over every property value and against official test cases.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from uniseg import unidata_version as UNICODE_VERSION  # noqa: F401  (stated in metrics files)
 from uniseg.derived import indic_conjunct_break
 from uniseg.emoji import extended_pictographic
@@ -36,11 +34,21 @@ _INCB = {"None": NONE, "Consonant": CONSONANT, "Extend": INCB_EXTEND, "Linker": 
 _CONTROLS = (CR, LF, CONTROL)
 
 
-@lru_cache(maxsize=65536)
 def properties(char: str) -> tuple[int, int, bool]:
     """(Grapheme_Cluster_Break, Indic_Conjunct_Break, Extended_Pictographic) of one code point."""
-    return (_GCB[grapheme_cluster_break(char).value], _INCB[indic_conjunct_break(char).value],
-            extended_pictographic(char))
+    found = _PROPERTIES.get(char)
+    if found is None:
+        found = (_GCB[grapheme_cluster_break(char).value], _INCB[indic_conjunct_break(char).value],
+                 extended_pictographic(char))
+        # One shared object for plain code points, so the segmenter's fast path tests identity.
+        found = _PROPERTIES[char] = _PLAIN if found == _PLAIN else found
+    return found
+
+
+_PROPERTIES: dict[str, tuple[int, int, bool]] = {}
+"""Cache of looked-up code points (a text uses few distinct ones; uniseg's lookup costs ~1 us)."""
+_PLAIN = (OTHER, NONE, False)
+"""A code point no rule joins to what precedes it, except GB9b (after Prepend): the common case."""
 
 
 def _joins(prev: int, cur: int, incb: int, cur_incb: int, emoji: int, regional: int,
@@ -74,7 +82,17 @@ def grapheme_clusters(text: str) -> list[str]:
     prev = -1
     incb = emoji = regional = 0
     for i, char in enumerate(text):
-        cur, cur_incb, cur_pict = properties(char)
+        found = _PROPERTIES.get(char) or properties(char)
+        if found is _PLAIN and prev != PREPEND:
+            # Fast path: before a plain code point every rule but GB9b gives a boundary, and it
+            # resets the GB9c, GB11 and regional-indicator states.
+            if i:
+                clusters.append(text[start:i])
+                start = i
+            incb = emoji = regional = 0
+            prev = OTHER
+            continue
+        cur, cur_incb, cur_pict = found
         if i and not _joins(prev, cur, incb, cur_incb, emoji, regional, cur_pict):
             clusters.append(text[start:i])
             start = i

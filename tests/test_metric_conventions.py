@@ -102,3 +102,17 @@ def test_metrics_file_states_the_multi_reference_rule(tmp_path):
     report = evaluate_predictions(str(path), ("cer",), EvalConfig(multi_reference="best"))
     assert report["options"]["cer_wer"]["multi_reference"] == "best"
     assert "fewest edits" in report["options"]["cer_wer"]["multi_reference_rule"]
+
+
+def test_cer_wer_agree_with_torchmetrics_on_random_corpus():
+    torchmetrics_text = pytest.importorskip("torchmetrics.functional.text")
+    from docvlm.evaluate.metrics import cer, wer
+
+    rng = random.Random(3)
+    alphabet = "ab cdéñ"
+    refs = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25))).strip() or "a" for _ in range(500)]
+    hyps = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25))).strip() for _ in range(500)]
+    assert cer(refs, hyps).rate == pytest.approx(float(torchmetrics_text.char_error_rate(hyps, refs)))
+    refs_w = [r for r in refs if r.split()]
+    hyps_w = [h for h, r in zip(hyps, refs) if r.split()]
+    assert wer(refs_w, hyps_w).rate == pytest.approx(float(torchmetrics_text.word_error_rate(hyps_w, refs_w)))

@@ -22,6 +22,7 @@ from docvlm.config import EvalConfig
 from docvlm.errors import ConfigError, DataError
 from docvlm.evaluate import caption, vqa
 from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, paired_bootstrap, ratio
+from docvlm.evaluate.failures import answer_failures, transcription_failures
 from docvlm.evaluate.graphemes import UNICODE_VERSION
 from docvlm.evaluate.metrics import ErrorAnalysis, aligned, line_errors
 from docvlm.evaluate.predictions import pair_rows, read_predictions
@@ -291,7 +292,26 @@ def system_report(score: SystemScore, cfg: EvalConfig) -> dict:
 
 def analysis_report(score: SystemScore, cfg: EvalConfig) -> dict:
     analysis = score.analysis.as_dict(cfg.top_confusions) if score.analysis else {}
-    return {**analysis, "groups": _groups(score, cfg), "worst": _worst(score, cfg)}
+    report = {**analysis, "groups": _groups(score, cfg), "worst": _worst(score, cfg)}
+    failures = failure_analysis(score)
+    if failures is not None:
+        report["failures"] = failures
+    return report
+
+
+# The task a failure analysis names for a system scored by answer metrics (by its first metric).
+ANSWER_TASKS = {"anls": "vqa", "vqa_accuracy": "vqav2", "relaxed_accuracy": "chart", "exact_match": "exact",
+                "contains": "contains"}
+
+
+def failure_analysis(score: SystemScore) -> dict | None:
+    """Error types of the wrong samples (:mod:`docvlm.evaluate.failures`); None for captions."""
+    if score.analysis is not None:
+        return transcription_failures([r["id"] for r in score.rows], score.alignments, score.analysis.confusions)
+    primary = score.metrics[0]
+    if primary in ANSWER_TASKS:
+        return answer_failures(ANSWER_TASKS[primary], score.rows, score.per_sample[primary])
+    return None
 
 
 def dataset_result(name: str, split: str, task: str, metrics: tuple[str, ...], cfg: EvalConfig,
@@ -389,6 +409,10 @@ def format_summary(result: dict, system: str = "tuned") -> str:
                         for c in analysis["top_confusions"][:5])
         if top:
             parts.append(f"  top confusions: {top}")
+    failures = analysis.get("failures")
+    if failures and failures["wrong"]:
+        kinds = ", ".join(f"{kind} {entry['count']}" for kind, entry in failures["types"].items())
+        parts.append(f"  failures: {failures['wrong']} of {failures['total']} wrong: {kinds}")
     empty = result["empty_references"]["count"]
     if empty:
         parts.append(f"  {empty} sample(s) with an empty reference (no unit to divide by; counted, "

@@ -133,7 +133,8 @@ def test_agrees_with_jiwer_on_random_corpus():
         assert line_errors(r, h, TextMetricConfig(), analysis).char_edits == round(jiwer.cer(r, h) * len(r))
 
 
-@pytest.mark.parametrize("module", ["metrics", "vqa", "caption", "bootstrap", "scoring", "predictions", "graphemes"])
+@pytest.mark.parametrize("module", ["metrics", "vqa", "caption", "bootstrap", "scoring", "predictions", "graphemes",
+                                    "failures", "retention_metrics"])
 def test_metric_modules_do_not_import_torch(module):
     code = f"import sys, docvlm.evaluate.{module}; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from docvlm.config import EvalConfig
 from docvlm.errors import ConfigError, DataError
-from docvlm.evaluate import caption, vqa
+from docvlm.evaluate import caption, retention_metrics, vqa
 from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, paired_bootstrap, ratio
 from docvlm.evaluate.failures import answer_failures, transcription_failures
 from docvlm.evaluate.graphemes import UNICODE_VERSION
@@ -36,7 +36,8 @@ class Metric:
     kind: str
     """``rate``: corpus edits / corpus reference length (CER, WER); ``mean``: mean of a per-sample
     score (``sample``); ``corpus``: scored over all rows at once by ``corpus`` (BLEU-4 sums n-gram
-    statistics; CIDEr-D's IDF needs the whole corpus)."""
+    statistics; CIDEr-D's IDF needs the whole corpus); ``external``: computed from model outputs
+    by the retention code (:mod:`docvlm.evaluate.retention_metrics`), not from prediction rows."""
     lower_is_better: bool = False
     sample: Callable[[str, list[str], EvalConfig], float] | None = None
     """Per-sample score of one prediction against its references (``mean`` metrics)."""
@@ -105,7 +106,34 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("bleu4", "corpus", corpus=_bleu4, options=lambda cfg: _caption_options(), option_key="caption"),
     Metric("cider_d", "corpus", corpus=_cider_d, number=True, options=lambda cfg: _caption_options(),
            option_key="caption"),
+    Metric("meteor", "mean", sample=lambda p, refs, cfg: retention_metrics.meteor(p, refs),
+           options=lambda cfg: _meteor_options(), option_key="meteor"),
+    # Scored from model outputs by the retention code (score matrices, log-probabilities), not from
+    # prediction rows; registered for their direction, format and stated options.
+    *(Metric(f"{direction}_recall_at_{k}", "external", options=lambda cfg: _retrieval_options(),
+             option_key="retrieval") for direction in ("i2t", "t2i") for k in retention_metrics.RECALL_KS),
+    Metric("kl_base_tuned", "external", lower_is_better=True, number=True, options=lambda cfg: _drift_options(),
+           option_key="drift"),
+    Metric("tuned_cross_entropy", "external", lower_is_better=True, number=True,
+           options=lambda cfg: _drift_options(), option_key="drift"),
 )}
+
+
+def _meteor_options() -> dict:
+    return {"reference": "NLTK nltk.translate.meteor_score (not the Java METEOR 1.5 of coco-caption)",
+            "wordnet": retention_metrics.has_wordnet(), "tokenizer": "as BLEU-4/CIDEr-D",
+            "corpus": "mean of per-caption scores"}
+
+
+def _retrieval_options() -> dict:
+    return {"image_to_text": "hit when one of the image's captions is among the K best texts",
+            "text_to_image": "hit when the caption's image is among the K best images",
+            "ties": "count against the model"}
+
+
+def _drift_options() -> dict:
+    return {"kl": "KL(base || tuned) per answer token, mean over all tokens", "cross_entropy":
+            "tuned model's per-token cross-entropy (nats) on the base model's greedy answers"}
 
 
 def _caption_options() -> dict:
@@ -118,22 +146,23 @@ TASK_METRICS = {
     "vqa": ("anls",),
     "chart": ("relaxed_accuracy",),
     "vqav2": ("vqa_accuracy",),
-    "caption": ("bleu4", "cider_d"),
+    "caption": ("bleu4", "cider_d", "meteor"),
     "exact": ("exact_match",),
 }
 
 
-# Views of the one registry, under the names other modules import.
-ALL_METRICS: tuple[str, ...] = tuple(METRICS)
+# Views of the one registry, under the names other modules import. ALL_METRICS: those a
+# predictions file can be scored with (--metric).
+ALL_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS.values() if m.kind != "external")
 LOWER_IS_BETTER = {m.name for m in METRICS.values() if m.lower_is_better}
 MEAN_SCORES = {m.name: m.sample for m in METRICS.values() if m.kind == "mean"}
 ERROR_RATES = tuple(m.name for m in METRICS.values() if m.kind == "rate")
 
 
 def check_options(cfg: EvalConfig, metrics: tuple[str, ...] = ()) -> None:
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
-        raise ConfigError(f"unknown metric '{unknown[0]}' (choose from {', '.join(METRICS)})")
+        raise ConfigError(f"unknown metric '{unknown[0]}' (choose from {', '.join(ALL_METRICS)})")
     if cfg.bootstrap_resamples < 0:
         raise ConfigError("config key 'evaluate.bootstrap_resamples' must be >= 0")
     if not 0 < cfg.confidence < 1:

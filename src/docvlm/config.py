@@ -289,7 +289,8 @@ class EvalConfig:
     VLMEvalKit)."""
     multi_reference: Literal["first", "best"] = "first"
     """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
-    one, or the ``best`` one (fewest character edits, per sample; WER then uses that reference)."""
+    one, or the ``best`` one (per sample and per metric the reference with the fewest edits: the
+    fewest character edits for CER, word edits for WER; ties: the first)."""
     bootstrap_resamples: int = 1000
     """Bootstrap resamples for confidence intervals and the paired p-value; 0 disables them."""
     confidence: float = 0.95

@@ -3,9 +3,11 @@
 Why not ``regex``'s ``\\X``: since Unicode 15.1 rule GB9c joins a virama (InCB=Linker) to the
 next consonant only when a consonant stands before the virama. ICU, dinglehopper (through
 ``uniseg``) and the official ``GraphemeBreakTest.txt`` of Unicode 15.1 to 17.0 give
-``a + U+094D | U+0924`` two clusters; ``regex`` gives one (it follows Unicode 18.0, published
-September 2026, which dropped the consonant before the Linker from GB9c), so the same
-prediction would get different grapheme CERs here and in those tools.
+``a + U+094D | U+0924`` two clusters; ``regex`` (2026.11.15) gives one: it follows Unicode 18.0
+(September 2026), whose GB9c no longer needs the consonant before the Linker (it also joins
+``U+1CF5 U+0995``, the other case that changed). Until ICU and dinglehopper move to 18.0, the
+same prediction would get different grapheme CERs here and in those tools; Unicode 16.0 is what
+they agree on for these cases.
 
 Why not ``uniseg``'s own segmenter, which is what this module matches: it passes every one of the
 1 093 cases of the official GraphemeBreakTest-16.0.0.txt, but it is ~100x slower than ``\\X``

@@ -68,7 +68,7 @@ _LOOP_SCAN = 2000  # characters of a prediction searched for a loop (the regex i
 
 def _loop(prediction: str, reference: str) -> bool:
     if len(prediction) <= len(reference):
-        return False  # a loop adds text; the check is the costliest, so most lines skip it
+        return False  # a loop adds text; the regex is the costliest check, so many lines skip it
     for match in _LOOP.finditer(prediction[:_LOOP_SCAN]):
         if match.group(0) not in reference:
             return True
@@ -114,7 +114,7 @@ def transcription_error(reference: Sequence[str], prediction: Sequence[str],
         return "repetition"
     if ref_text.casefold() == pred_text.casefold():
         return "case"
-    if _without_marks(ref_text) == _without_marks(pred_text):
+    if not (ref_text.isascii() and pred_text.isascii()) and _without_marks(ref_text) == _without_marks(pred_text):
         return "diacritics"
     if _without_punctuation(ref_text) == _without_punctuation(pred_text):
         return "punctuation"

@@ -41,7 +41,7 @@ def test_several_references_without_metric_asks_for_the_task(tmp_path, capsys):
                                          '{"id": "2", "prediction": "no", "references": ["no", "No", "yes"]}'])
     assert main(["evaluate", "--predictions", path]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:2 (id 2): the row has several different references" in err and "--task" in err
+    assert f"{path}:2 (id 2): the row has 3 references, so the task is not clear" in err and "--task" in err
     assert main(["evaluate", "--predictions", path, "--task", "vqav2", "--evaluate.bootstrap_resamples", "0"]) == 0
     assert "VQA_ACCURACY" in capsys.readouterr().out
 

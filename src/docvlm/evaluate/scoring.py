@@ -481,7 +481,7 @@ def infer_task(rows: list[dict], path: str) -> tuple[str, str]:
     """The task of a predictions file given without ``--metric``/``--task``, and why.
 
     A ``task`` field that every row shares names it; otherwise a file whose every row has one
-    acceptable answer is a transcription file; rows with several different answers (VQA, VQAv2,
+    acceptable answer is a transcription file; rows with several answers (VQA, VQAv2,
     ChartQA, captions) are ambiguous, so the user is asked to choose rather than scored as
     transcription against the first answer.
     """
@@ -492,11 +492,12 @@ def infer_task(rows: list[dict], path: str) -> tuple[str, str]:
             raise DataError(f"{path}:{rows[0]['_line']}: field 'task' is {task!r}, not one of "
                             f"{', '.join(sorted(TASK_METRICS))}; give --task or --metric")
         return task, f"the rows' 'task' field says {task}"
-    several = next((row for row in rows if len(set(row["references"])) > 1), None)
+    several = next((row for row in rows if len(row["references"]) > 1), None)
     if several is not None:
-        raise DataError(f"{path}:{several['_line']} (id {several['id']}): the row has several different "
-                        f"references, so the task is not clear; give --task (vqa: ANLS, vqav2: VQAv2 accuracy, "
-                        f"chart: relaxed accuracy, caption: BLEU-4 and CIDEr-D, transcription: CER/WER) or --metric")
+        raise DataError(f"{path}:{several['_line']} (id {several['id']}): the row has "
+                        f"{len(several['references'])} references, so the task is not clear; give --task (vqa: "
+                        f"ANLS, vqav2: VQAv2 accuracy, chart: relaxed accuracy, caption: BLEU-4, CIDEr-D and "
+                        f"METEOR, transcription: CER/WER) or --metric")
     return "transcription", "every row has one reference"
 
 

@@ -259,9 +259,11 @@ def transcription_references(row: dict, cfg: EvalConfig) -> tuple[str, str]:
     references = row["references"]
     if cfg.multi_reference == "first" or len(references) == 1:
         return references[0], references[0]
-    best_cer = min(references, key=lambda r: line_errors(r, row["prediction"], cfg.text).char_edits)
-    best_wer = min(references, key=lambda r: line_errors(r, row["prediction"], cfg.text).word_edits)
-    return best_cer, best_wer
+    errors = [line_errors(r, row["prediction"], cfg.text) for r in references]
+    # min() keeps the first of equal counts: ties go to the earlier reference.
+    best_cer = min(range(len(references)), key=lambda i: errors[i].char_edits)
+    best_wer = min(range(len(references)), key=lambda i: errors[i].word_edits)
+    return references[best_cer], references[best_wer]
 
 
 def _metric_entry(score: SystemScore, metric: str) -> dict:

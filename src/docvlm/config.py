@@ -282,7 +282,7 @@ class EvalConfig:
     """ChartQA relaxed accuracy: largest accepted relative error of a numeric answer."""
     relaxed_strip: bool = False
     """ChartQA relaxed accuracy: strip surrounding whitespace from prediction and target first.
-    Off by default, as in pix2struct's ``relaxed_correctness`` (``"Yes\n"`` is not ``"Yes"``)."""
+    Off by default, as in pix2struct's ``relaxed_correctness`` (``"Yes\\n"`` is not ``"Yes"``)."""
     vqa_normalization: Literal["official", "always"] = "official"
     """VQAv2 accuracy: ``official`` = GT-Vision-Lab vqaEval.py (answers and prediction normalized
     only when the human answers disagree); ``always`` = both sides always normalized (lmms-eval,

@@ -49,6 +49,9 @@ class Metric:
     options: Callable[[EvalConfig], dict] | None = None
     """What a metrics file states about how it was computed (key: ``option_key``)."""
     option_key: str = ""
+    answer_task: str = ""
+    """When a system's first metric: its wrong answers get the answer failure analysis under this
+    task name (transcription metrics get the transcription one; others none)."""
 
 
 def _cer_wer_options(cfg: EvalConfig) -> dict:
@@ -87,22 +90,22 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("anls", "mean", sample=lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
            options=lambda cfg: {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
                                 "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
-                                else "VLMEvalKit (normalized lengths)"}, option_key="anls"),
+                                else "VLMEvalKit (normalized lengths)"}, option_key="anls", answer_task="vqa"),
     Metric("relaxed_accuracy", "mean",
            sample=lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance, cfg.relaxed_strip),
            options=lambda cfg: {"tolerance": cfg.relaxed_tolerance, "strip": cfg.relaxed_strip,
                                 "reference": "pix2struct relaxed_correctness" + (
                                     " (deviation: both sides stripped)" if cfg.relaxed_strip else "")},
-           option_key="relaxed_accuracy"),
+           option_key="relaxed_accuracy", answer_task="chart"),
     Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
            options=lambda cfg: {"normalization": cfg.vqa_normalization, "reference": (
                "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)"
                if cfg.vqa_normalization == "official" else
                "lmms-eval / VLMEvalKit (both sides always normalized; deviates from vqaEval.py)"),
                "single_reference": "normalized or cleaned exact match (vqaEval.py would give 0)"},
-           option_key="vqa_accuracy"),
-    Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs)),
-    Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs)),
+           option_key="vqa_accuracy", answer_task="vqav2"),
+    Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs), answer_task="exact"),
+    Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs), answer_task="contains"),
     Metric("bleu4", "corpus", corpus=_bleu4, options=lambda cfg: _caption_options(), option_key="caption"),
     Metric("cider_d", "corpus", corpus=_cider_d, number=True, options=lambda cfg: _caption_options(),
            option_key="caption"),
@@ -330,18 +333,13 @@ def analysis_report(score: SystemScore, cfg: EvalConfig) -> dict:
     return report
 
 
-# The task a failure analysis names for a system scored by answer metrics (by its first metric).
-ANSWER_TASKS = {"anls": "vqa", "vqa_accuracy": "vqav2", "relaxed_accuracy": "chart", "exact_match": "exact",
-                "contains": "contains"}
-
-
 def failure_analysis(score: SystemScore) -> dict | None:
     """Error types of the wrong samples (:mod:`docvlm.evaluate.failures`); None for captions."""
     if score.analysis is not None:
         return transcription_failures([r["id"] for r in score.rows], score.alignments, score.analysis.confusions)
-    primary = score.metrics[0]
-    if primary in ANSWER_TASKS:
-        return answer_failures(ANSWER_TASKS[primary], score.rows, score.per_sample[primary])
+    primary = METRICS[score.metrics[0]]
+    if primary.answer_task:
+        return answer_failures(primary.answer_task, score.rows, score.per_sample[primary.name])
     return None
 
 

@@ -177,6 +177,15 @@ def test_predict_writes_pages_back(tiny_models, tmp_path, capsys):
     reread = layout_samples([out], "x", PixelBudget(), "error").records
     by_line = {(r.source.xml, r.source.line_index): r.target for r in reread}
     assert [by_line[(r["xml"], r["line_index"])] for r in rows] == [r["prediction"] for r in rows]
+    # Confidence: in the JSONL and in the files (PAGE TextEquiv@conf, ALTO String@WC), the same value.
+    attributes = {}
+    for xml in {r["xml"] for r in rows}:
+        lines = etree.parse(xml).getroot().iter("{*}TextLine")
+        for index, line in enumerate(lines):
+            holder = line.find("{*}TextEquiv") if line.find("{*}TextEquiv") is not None else line.find("{*}String")
+            attributes[(xml, index)] = float(holder.get("conf") or holder.get("WC"))
+    assert [attributes[(r["xml"], r["line_index"])] for r in rows] == [r["confidence"] for r in rows]
+    assert all(0 < r["confidence"] <= 1 for r in rows)
     references = [truth[str(pages / Path(r["xml"]).relative_to(out))][r["line_index"]] for r in rows]
     jsonl_cer = cer(references, [r["prediction"] for r in rows])
     writeback_cer = cer(references, [by_line[(r["xml"], r["line_index"])] for r in rows])
@@ -212,6 +221,12 @@ def test_alto_keeps_text_unless_replace_and_splits_words_on_request():
     assert read_alto_text(line) == "new text"
 
 
+def test_characters_xml_cannot_hold_are_dropped():
+    from docvlm.predict.writers import xml_safe
+
+    assert xml_safe("a\x00b\x1fc\td\ud800e\ufffe\U0001F600") == "abc\tde\U0001F600"
+
+
 def read_alto_text(line) -> str:
     from docvlm.data.layout import _alto_text
 
@@ -223,7 +238,7 @@ def test_real_kant_page_written_back_is_valid_and_reads_back(tmp_path, kind):
     source = KANT / ("OCR-D-GT-PAGE/PAGE_0017_PAGE.xml" if kind == "page" else "OCR-D-GT-ALTO/PAGE_0017_ALTO.xml")
     xml = tmp_path / source.name
     shutil.copy(source, xml)
-    predictions = {index: f"prediction {index}" for index in range(24)}
+    predictions = {index: (f"prediction {index}", 0.5) for index in range(24)}
     target = tmp_path / "out" / source.name
     counts = WriteCounts()
     write_layout(xml, target, predictions, WriteOptions(model="m", replace=kind == "alto"), counts)
@@ -237,10 +252,12 @@ def test_real_kant_page_written_back_is_valid_and_reads_back(tmp_path, kind):
         second = etree.parse(str(target)).xpath("//p:TextLine/p:TextEquiv[@index='2']/p:Unicode/text()",
                                                 namespaces={"p": PAGE_NS})
         assert second == [f"prediction {i}" for i in range(24)]
+        assert set(etree.parse(str(target)).xpath("//p:TextLine/p:TextEquiv[@index='2']/@conf",
+                                                  namespaces={"p": PAGE_NS})) == {"0.5000"}
         item = etree.parse(str(target)).find(f"{{{PAGE_NS}}}Metadata/{{{PAGE_NS}}}MetadataItem")
         assert item.get("type") == "processingStep" and item.get("name") == "docvlm"
     else:
-        assert sorted(line.text for line in lines) == sorted(predictions.values())
+        assert sorted(line.text for line in lines) == sorted(text for text, _ in predictions.values())
         step = etree.parse(str(target)).find("{*}Description/{*}OCRProcessing")  # ALTO 2: OCRProcessing
         assert step is not None and step.find("{*}ocrProcessingStep/{*}processingSoftware/{*}softwareName").text \
             == "docvlm"

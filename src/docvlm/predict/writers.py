@@ -20,8 +20,12 @@ the prediction filled in:
 
 Nothing else in a file changes, and the input files are never written: an output path that is
 an input file is refused. ``predictions.jsonl`` beside the XML files holds one row per line
-(``xml``, ``line_id``, ``line_index`` added to the usual row). There is no model confidence yet,
-so no ``conf``/``WC`` attribute is written.
+(``xml``, ``line_id``, ``line_index``, ``confidence`` added to the usual row).
+
+Confidence (PAGE ``TextEquiv@conf``, ALTO ``String@WC`` of a one-String line, ``confidence`` in the
+JSONL): the model's geometric-mean probability of the written text's tokens, end-of-turn token
+included, scored by one teacher-forced forward pass over the line image and prompt (a prediction
+cut off by ``max_new_tokens`` therefore scores low: the model had not finished).
 """
 
 from __future__ import annotations
@@ -128,11 +132,14 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
     samples = layout_samples(paths, prompt, budget, on_bad, line_padding, mask_polygon)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress)
     by_id = {record.id: record for record in samples.records}
-    predictions: dict[str, dict[int, str]] = defaultdict(dict)
+    confidences = line_confidences(loaded, samples, rows, batch_size)
+    predictions: dict[str, dict[int, tuple[str, float | None]]] = defaultdict(dict)
     for row in rows:
         source = by_id[row["id"]].source
-        predictions[source.xml][source.line_index] = row["prediction"]
-        row.update({"xml": str(plan[source.xml]), "line_id": source.element_id, "line_index": source.line_index})
+        confidence = confidences.get(row["id"])
+        predictions[source.xml][source.line_index] = (row["prediction"], confidence)
+        row.update({"xml": str(plan[source.xml]), "line_id": source.element_id, "line_index": source.line_index,
+                    "confidence": confidence})
     counts = WriteCounts()
     for xml, target in plan.items():
         write_layout(Path(xml), target, predictions.get(xml, {}), options, counts)
@@ -161,18 +168,20 @@ def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
     return plan
 
 
-def write_layout(xml: Path, target: Path, predictions: dict[int, str], options: WriteOptions,
+def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, float | None]], options: WriteOptions,
                  counts: WriteCounts) -> None:
-    """Write a copy of ``xml`` with ``predictions`` (TextLine index -> text) to ``target``."""
+    """Write a copy of ``xml`` with ``predictions`` (TextLine index -> (text, confidence)) to ``target``."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
     tree = etree.parse(str(xml), parser)
     root = tree.getroot()
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
-    for index, text in sorted(predictions.items()):
+    ids = _alto_ids(root) if kind == "alto" else set()
+    for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
-        written = (write_page_line(line, text, options.replace) if kind == "page"
-                   else write_alto_line(line, text, options, _alto_ids(root)))
+        text = xml_safe(text)
+        written = (write_page_line(line, text, options.replace, confidence) if kind == "page"
+                   else write_alto_line(line, text, options, ids, confidence))
         counts.lines_written += written
         counts.lines_kept += not written
     if kind == "page":
@@ -185,6 +194,60 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, str], options: 
     except OSError as error:
         raise DataError(f"cannot write {target}: {error}") from None
     counts.files += 1
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (C0 controls but tab/newline/return,
+    lone surrogates, U+FFFE/U+FFFF); lxml refuses them, and a model may generate them."""
+    return "".join(c for c in text if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd")
+                   or c >= "\U00010000")
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence
+
+
+def line_confidences(loaded: Loaded, samples: SampleSet, rows: list[dict], batch_size: int) -> dict[str, float]:
+    """Sample id -> geometric-mean token probability of its prediction (see the module docstring)."""
+    import dataclasses
+
+    import torch
+
+    from docvlm.data.schema import Sample
+    from docvlm.models.prompting import ChatFormat, TrainingCollator
+
+    chat = ChatFormat(loaded.processor, loaded.spec)
+    collator = TrainingCollator(chat)
+    index = {record.id: i for i, record in enumerate(samples.records)}
+    model = loaded.model
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    found: dict[str, float] = {}
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            batch = []
+            for row in chunk:
+                sample = samples[index[row["id"]]]
+                batch.append(Sample(dataclasses.replace(sample.record, target=row["prediction"]), sample.image))
+            encoded = {k: v.to(device) for k, v in collator(batch).items()}
+            labels = encoded["labels"]
+            with torch.no_grad():
+                if chat.seq2seq:  # logits line up with the labels (the model shifts them itself)
+                    logits = model(**encoded).logits
+                else:
+                    logits = model(**{k: v for k, v in encoded.items() if k != "labels"}).logits[:, :-1]
+                    labels = labels[:, 1:]
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            mask = labels != -100
+            picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+            means = picked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            for row, value in zip(chunk, means.exp().tolist()):
+                found[row["id"]] = round(float(value), 4)
+    finally:
+        model.train(was_training)
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +265,7 @@ def _has_text(equiv) -> bool:
     return unicode is not None and bool((unicode.text or "").strip())
 
 
-def write_page_line(line, text: str, replace: bool) -> bool:
+def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
     """Put ``text`` into a PAGE ``TextLine``; always written (ground truth is kept beside it)."""
     equivs = line.findall("{*}TextEquiv")
     if replace or not any(_has_text(e) for e in equivs):
@@ -213,6 +276,8 @@ def write_page_line(line, text: str, replace: bool) -> bool:
     if equivs:
         # Existing readings keep their index (none means 1); the prediction takes the next one.
         equiv.set("index", str(max(_index(e) for e in equivs) + 1))
+    if confidence is not None:
+        equiv.set("conf", f"{confidence:.4f}")
     etree.SubElement(equiv, _q(line, "Unicode")).text = text
     children = [c for c in line if isinstance(c.tag, str)]
     after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
@@ -252,7 +317,7 @@ def _alto_ids(root) -> set[str]:
     return {element.get("ID") for element in root.iter() if isinstance(element.tag, str) and element.get("ID")}
 
 
-def write_alto_line(line, text: str, options: WriteOptions, ids: set[str]) -> bool:
+def write_alto_line(line, text: str, options: WriteOptions, ids: set[str], confidence: float | None = None) -> bool:
     """Replace an ALTO ``TextLine``'s String/SP/HYP by the prediction; False when the line had text
     and ``replace`` is off."""
     parts = [c for c in line if isinstance(c.tag, str) and etree.QName(c).localname in ALTO_TEXT]
@@ -277,6 +342,8 @@ def write_alto_line(line, text: str, options: WriteOptions, ids: set[str]) -> bo
             for key in ("HPOS", "VPOS", "WIDTH", "HEIGHT"):
                 if line.get(key) is not None:
                     string.set(key, line.get(key))
+            if confidence is not None:
+                string.set("WC", f"{confidence:.4f}")
         if line.get("ID"):
             string.set("ID", _unique(f"{line.get('ID')}_docvlm{number + 1}", ids))
         new.append(string)

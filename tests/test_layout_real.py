@@ -232,3 +232,57 @@ def test_data_check_lists_the_files_it_did_not_read(tmp_path):
         "OCR-D-GT-ALTO/PAGE_0017_ALTO.xml": "ALTO file; format: page reads PAGE-XML only",
         "mets.xml": "not PAGE-XML or ALTO (root element <mets>)"}
     assert "2 files in the source folder not read: OCR-D-GT-ALTO/PAGE_0017_ALTO.xml (ALTO file" in format_summary(report)
+
+
+# --------------------------------------------------------------------------------------------
+# Real files from kraken's test resources (eScriptorium ALTO, Transkribus PAGE without text)
+
+KRAKEN = FIXTURES / "kraken"
+
+
+def polygon_box(points: str) -> tuple:
+    values = [round(float(v)) for v in points.replace(",", " ").split()]
+    xs, ys = values[0::2], values[1::2]
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
+
+
+def line_box(line) -> tuple:
+    """The polygon's extent, else HPOS/VPOS/WIDTH/HEIGHT (pixels x .. x + w - 1)."""
+    shape = line.find("{*}Shape/{*}Polygon")
+    if shape is not None:
+        return polygon_box(shape.get("POINTS"))
+    x, y, w, h = (round(float(line.get(k))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+    return x, y, x + w, y + h
+
+
+def test_escriptorium_alto_words_without_sp_are_spaced_and_boxes_exact(tmp_path):
+    from lxml import etree
+
+    shutil.copy(KRAKEN / "bsb00084914_00007.xml", tmp_path / "bsb.xml")
+    image(tmp_path / "bsb00084914_00007.jpg", (3177, 4308))
+    records = load(tmp_path / "bsb.xml").records
+    assert len(records) == 31
+    # Every String of this line carries the line's box (no word positions) and there is no SP.
+    assert records[1].target == "צלמות וגו' ˙ אלא אמ' יונה אלך לי חוצה לארץ מקום שאין השכינה נגלית"
+    tree = etree.parse(str(KRAKEN / "bsb00084914_00007.xml"))
+    lines = tree.getroot().iter("{*}TextLine")
+    expected = [(f"bsb:{line.get('ID')}", line_box(line), " ".join(s.get("CONTENT") for s in line.iter("{*}String")))
+                for line in lines]
+    assert [(r.id, r.image_ref.box, r.target) for r in records] == expected
+
+
+def test_transkribus_page_without_text_counts_every_line_and_serves_inference(tmp_path):
+    from docvlm.data.layout import index_layout_for_inference
+    from docvlm.data.schema import SkipReport
+
+    shutil.copy(KRAKEN / "cPAS-2000.xml", tmp_path / "cPAS-2000.xml")
+    image(tmp_path / "cPAS-2000.jpg", (3631, 4734))
+    report = load(tmp_path, on_bad="skip").report.as_dict()
+    assert report["total"] == 97 and report["kept"] == 0 and report["skipped"] == {"empty_target": 97}
+    dataset = DatasetConfig(name="d", source=str(tmp_path))
+    inference = SkipReport()
+    records = index_layout_for_inference(tmp_path, dataset, inference, "error", None)
+    assert len(records) == 97 and {r.target for r in records} == {""}
+    assert [r.source.line_index for r in records[:2]] == [0, 1]
+    assert records[0].id == "cPAS-2000:line_1546920829350_13719"
+    assert records[0].image_ref.box == (3217, 310, 3353, 365)

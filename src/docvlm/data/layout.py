@@ -26,8 +26,8 @@ Conventions:
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
   ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their
-  boxes touch or overlap (``HPOS``/``WIDTH``), as a line whose words are written with explicit
-  ``SP`` elements would read.
+  boxes touch or overlap by less than half the narrower box (``HPOS``/``WIDTH``; boxes that
+  coincide carry no word positions and are spaced), as the line would read with explicit ``SP``.
 - Files: ``*.xml`` and ``*.alto`` below a folder; ``format: page`` / ``alto`` reads only files of
   that format. Files not read (other suffixes, METS, the other format) are listed with the reason
   in the skip report (``unread_files``), which ``data check`` shows.
@@ -265,14 +265,17 @@ def _alto_text(line) -> str:
 
 
 def _apart(first, second) -> bool:
-    """Whether two Strings' boxes leave a horizontal gap (either direction, for RTL); True when
-    a box is missing, since a line of words then reads as words."""
+    """Whether two Strings read as two words. Joined only when their boxes touch or overlap by
+    less than half the narrower one (a word and its punctuation, in either direction for RTL);
+    spaced when there is a gap, when a box is missing, and when the boxes mostly coincide:
+    eScriptorium gives every String of a line the line's own box, i.e. no word positions."""
     try:
         x1, w1 = float(first.get("HPOS")), float(first.get("WIDTH"))
         x2, w2 = float(second.get("HPOS")), float(second.get("WIDTH"))
     except (TypeError, ValueError):
         return True
-    return max(x2 - (x1 + w1), x1 - (x2 + w2)) > 0
+    gap = max(x2 - (x1 + w1), x1 - (x2 + w2))
+    return gap > 0 or -gap >= 0.5 * min(w1, w2)
 
 
 # --------------------------------------------------------------------------------------------

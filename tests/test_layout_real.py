@@ -286,3 +286,10 @@ def test_transkribus_page_without_text_counts_every_line_and_serves_inference(tm
     assert [r.source.line_index for r in records[:2]] == [0, 1]
     assert records[0].id == "cPAS-2000:line_1546920829350_13719"
     assert records[0].image_ref.box == (3217, 310, 3353, 365)
+
+
+def test_layout_lines_get_the_task_token(tmp_path):
+    shutil.copy(KANT / "OCR-D-GT-ALTO" / "PAGE_0017_ALTO.xml", tmp_path / "p.xml")
+    image(tmp_path / "p.png", (1457, 2083))
+    records = load(tmp_path, task_token="<OCR>", prompt="").records
+    assert {r.prompt for r in records} == {"<OCR>"}

@@ -475,7 +475,7 @@ def _line_record(line: LayoutLine, image_path: str, size: tuple[int, int], datas
     polygon = tuple((min(max(x, 0), size[0] - 1), min(max(y, 0), size[1] - 1)) for x, y in line.polygon)
     crop = LineCrop(page=image_path, box=box, polygon=polygon, mask=dataset.mask_polygon,
                     baseline=tuple(line.baseline) if line.baseline else None, region_type=line.region_type)
-    return Record(id=sample_id, target=line.text, image_ref=crop, prompt=dataset.prompt, dataset=dataset.name,
+    return Record(id=sample_id, target=line.text, image_ref=crop, prompt=dataset.prompt_for(), dataset=dataset.name,
                   task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
                   group=page_id, language=line.language, where=where)
 

@@ -268,3 +268,19 @@ def test_output_onto_the_inputs_is_refused(tiny_models, tmp_path, capsys):
     write_synthetic_pages(pages, pages=1, lines=1)
     assert main(["predict", str(tiny_models["qwen2_vl"]), str(pages / "page"), "--output", str(pages / "page")]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
+
+
+def test_malformed_page_is_skipped_and_declaration_kept(tiny_models, tmp_path, capsys):
+    pages = tmp_path / "pages"
+    write_synthetic_pages(pages, pages=1, lines=1)
+    page = pages / "page" / "p0.xml"
+    page.write_text(page.read_text().replace('<?xml version="1.0" encoding="UTF-8"?>',
+                                             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'))
+    (pages / "page" / "broken.xml").write_text('<PcGts xmlns="x"><Page>', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["predict", str(tiny_models["qwen2_vl"]), str(pages), "--output", str(out),
+                 "--max-new-tokens", "2", "--on-bad-sample", "skip"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 lines transcribed into 2 files" in printed and "1 malformed files not written" in printed
+    assert (out / "page" / "p0.xml").read_text().startswith("<?xml version='1.0' encoding='UTF-8' standalone='yes'?>")
+    assert not (out / "page" / "broken.xml").exists()

@@ -73,6 +73,8 @@ class WriteCounts:
     lines_written: int = 0
     lines_kept: int = 0
     """Lines that had text and kept it (ALTO without --replace)."""
+    files_not_written: int = 0
+    """Input files that are not well-formed XML (a counted skip when read)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +147,8 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
         write_layout(Path(xml), target, predictions.get(xml, {}), options, counts)
     jsonl = write_predictions(rows, output / "predictions.jsonl")
     return {"predictions": len(rows), "files": counts.files, "lines_written": counts.lines_written,
-            "lines_kept": counts.lines_kept, "jsonl": str(jsonl), "skips": samples.report.as_dict()}
+            "lines_kept": counts.lines_kept, "files_not_written": counts.files_not_written, "jsonl": str(jsonl),
+            "skips": samples.report.as_dict()}
 
 
 def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
@@ -171,8 +174,12 @@ def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
 def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, float | None]], options: WriteOptions,
                  counts: WriteCounts) -> None:
     """Write a copy of ``xml`` with ``predictions`` (TextLine index -> (text, confidence)) to ``target``."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
-    tree = etree.parse(str(xml), parser)
+    try:
+        tree = etree.parse(str(xml), etree.XMLParser(resolve_entities=False, no_network=True))
+    except (etree.XMLSyntaxError, OSError) as error:  # already a counted skip when the pages were read
+        log.warning("%s: not written (%s)", xml, error)
+        counts.files_not_written += 1
+        return
     root = tree.getroot()
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
@@ -190,7 +197,9 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
         add_alto_processing(root, options)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tree.write(str(target), xml_declaration=True, encoding="UTF-8")
+        standalone = tree.docinfo.standalone
+        tree.write(str(target), xml_declaration=True, encoding="UTF-8",
+                   **({"standalone": standalone} if standalone is not None else {}))
     except OSError as error:
         raise DataError(f"cannot write {target}: {error}") from None
     counts.files += 1
@@ -457,6 +466,8 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
                             on_bad, options, padding, mask)
     skipped = summary["skips"]["skipped_total"]
     kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
+    if summary["files_not_written"]:
+        kept += f", {summary['files_not_written']} malformed files not written"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
           f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
     return 0

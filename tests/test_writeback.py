@@ -254,6 +254,8 @@ def test_real_kant_page_written_back_is_valid_and_reads_back(tmp_path, kind):
         assert second == [f"prediction {i}" for i in range(24)]
         assert set(etree.parse(str(target)).xpath("//p:TextLine/p:TextEquiv[@index='2']/@conf",
                                                   namespaces={"p": PAGE_NS})) == {"0.5000"}
+        added = "//p:TextLine/p:TextEquiv[@index='2'] | //p:MetadataItem[@name='docvlm']"
+        assert canonical(target, added) == canonical(source, added)  # the ground truth file, unchanged
         item = etree.parse(str(target)).find(f"{{{PAGE_NS}}}Metadata/{{{PAGE_NS}}}MetadataItem")
         assert item.get("type") == "processingStep" and item.get("name") == "docvlm"
     else:

@@ -147,5 +147,6 @@ def test_select_after_indexing_keeps_counts_consistent(layout_dir):
 def test_split_tag_and_missing_split(layout_dir):
     with pytest.raises(DataError, match="no split 'train' \\(found splits: test\\)"):
         read(layout_dir / "alto4.xml", "train")
-    with pytest.raises(DataError, match="has no 'test' split of its own; set split_ratios"):
-        read(layout_dir / "page2013.xml", "test")
+    # A source without split settings is the training split; its other splits are empty (issue 9.14).
+    assert len(read(layout_dir / "page2013.xml", "test")) == 0
+    assert len(read(layout_dir / "page2013.xml", "train")) == 4

@@ -145,6 +145,10 @@ def cmd_predict(args, overrides: list[str]) -> int:
     else:
         if not args.inputs:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
+        from docvlm.predict.writers import is_layout_input, run_predict_pages
+
+        if any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO pages: written back
+            return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
     output = Path(args.output) if args.output else (
@@ -245,9 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="batched inference; writes predictions.jsonl")
     predict.add_argument("model", help="run folder, adapter folder, model folder or hub id")
-    predict.add_argument("inputs", nargs="*", help="image files, folders of images, or .jsonl manifests")
+    predict.add_argument("inputs", nargs="*", help="image files, folders of images, .jsonl manifests, or PAGE-XML/ALTO "
+                                                   "files or folders (written back into copies under --output)")
     predict.add_argument("--split", help="predict a split (train/eval/test) of the run's dataset instead")
-    predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl)")
+    predict.add_argument("--replace", action="store_true",
+                         help="PAGE/ALTO inputs: overwrite a line's existing text instead of keeping it")
+    predict.add_argument("--alto-words", action="store_true",
+                         help="ALTO inputs: one String per word with SP between (default: one String per line)")
+    predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl); for "
+                         "PAGE/ALTO inputs an output folder (default: RUN/predictions/pages)")
     predict.add_argument("--batch-size", type=int, help="images per generation batch")
     predict.add_argument("--max-new-tokens", type=int, help="longest answer")
     predict.add_argument("--prompt", help="instruction (default: the run's dataset prompt); Florence-2: a task "

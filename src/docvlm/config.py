@@ -87,7 +87,8 @@ class DatasetConfig:
     ``<split>.jsonl`` manifests."""
     format: Literal["auto", "hf", "jsonl", "csv", "page", "alto", "lines", "llamafactory"] = "auto"
     """How to read ``source``: ``hf`` (hub id or ``datasets`` folder), ``jsonl``/``csv`` manifests,
-    ``page``/``alto`` (a folder of PAGE-XML or ALTO files beside their page images), ``lines`` (a
+    ``page``/``alto`` (a folder of PAGE-XML or ALTO files, ``.xml``/``.alto``, beside their page
+    images; only files of that format are read), ``lines`` (a
     folder of ``name.png`` + ``name.gt.txt``), ``llamafactory`` (a ``dataset_info.json``). ``auto``
     decides from the file suffix or the folder's content, and asks when that is ambiguous."""
     task: Literal["transcription", "vqa", "chart", "vqav2", "caption", "exact"] = "transcription"
@@ -111,9 +112,10 @@ class DatasetConfig:
     train_split: str | None = "train"
     """Split used for training; empty: this dataset is not trained on."""
     eval_split: str | None = "validation"
-    """Split used for evaluation during training."""
+    """Split used for evaluation during training; empty: none. A source without splits of its own
+    (PAGE/ALTO/line folders without split subfolders, tags or ``split_ratios``) has an empty one."""
     test_split: str | None = "test"
-    """Held-out split scored by ``docvlm evaluate``."""
+    """Held-out split scored by ``docvlm evaluate``; empty: none."""
     train_select: str | None = None
     """Row range ``start:end`` taken from the training split (after shuffling)."""
     eval_select: str | None = None

@@ -136,6 +136,7 @@ def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokeni
         "samples": len(records),
         "skipped": samples.report.as_dict()["skipped"],
         "adjusted": dict(samples.report.adjusted),
+        "unread_files": dict(samples.report.unread_files),
         "skip_examples": samples.report.examples[:EXAMPLES],
         "groups": dict(Counter(r.group for r in records if r.group is not None).most_common()),
         "unreadable_images": len(unreadable),
@@ -261,6 +262,11 @@ def format_summary(report: dict) -> str:
         lines.append(line)
         if split["adjusted"]:
             lines.append(f"  repaired: {split['adjusted']}")
+        if split.get("unread_files"):
+            unread = list(split["unread_files"].items())
+            lines.append(f"  {len(unread)} files in the source folder not read: "
+                         + "; ".join(f"{name} ({why})" for name, why in unread[:EXAMPLES])
+                         + (" ..." if len(unread) > EXAMPLES else ""))
         lines.append(f"  image width {split['image_width']}  height {split['image_height']}")
         if split.get("visual_tokens"):
             tokens = split["visual_tokens"]

@@ -85,6 +85,6 @@ def _line_record(image: Path, source: Path, dataset: DatasetConfig) -> Record:
         raise BadSample("empty_target", f"{transcription_path(image)} (sample '{sample_id}'): the transcription is empty")
     check_image_header(str(image), where)
     parent = str(image.parent.relative_to(source))
-    return Record(id=sample_id, target=text, image_ref=str(image), prompt=dataset.prompt, dataset=dataset.name,
+    return Record(id=sample_id, target=text, image_ref=str(image), prompt=dataset.prompt_for(), dataset=dataset.name,
                   task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
                   group=None if parent == "." else parent, where=where)

@@ -11,10 +11,29 @@ Conventions:
 - A box covers the pixels at the polygon's extreme coordinates: ``(min x, min y, max x + 1,
   max y + 1)``, the ``right``/``bottom`` being exclusive as in PIL.
 - The page image is the file the XML names (PAGE ``Page@imageFilename``, ALTO
-  ``sourceImageInformation/fileName``), looked up beside the XML file and then in its parent
-  folder (Transkribus puts the XML in ``page/`` under the images); the actual image size is used.
-- Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``), then regions
-  it does not list, in document order; ALTO in document order.
+  ``sourceImageInformation/fileName``), resolved relative to the XML's folder and then to each
+  folder above it up to the dataset root (an OCR-D workspace names ``OCR-D-IMG/INPUT_0017.tif``
+  from ``OCR-D-GT-PAGE/``), then by its bare name beside the XML and in its parent folder
+  (Transkribus puts the XML in ``page/`` under the images). A file that names no image (ALTO's
+  ``fileName`` is optional; ABBYY and converters omit it) uses the image beside it with the same
+  stem and any image suffix. The actual image size is used. For a single XML file the dataset root
+  is the folder above the XML's folder (the workspace root in both layouts).
+- Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
+  in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
+  counted skip with its reason, never dropped silently.
+- Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
+  the innermost listed region that contains it), then lines of regions it does not list, in
+  document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
+- ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
+  ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their
+  boxes touch or overlap by less than half the narrower box (``HPOS``/``WIDTH``; boxes that
+  coincide carry no word positions and are spaced), as the line would read with explicit ``SP``.
+- Files: ``*.xml`` and ``*.alto`` below a folder; ``format: page`` / ``alto`` reads only files of
+  that format. Files not read (other suffixes, METS, the other format) are listed with the reason
+  in the skip report (``unread_files``), which ``data check`` shows.
+- Inference mode (``docvlm predict`` on pages): lines without text are kept, every page is read
+  whatever its split, and each record carries a ``SourceRef`` (file, line index, element id) so
+  that the prediction can be written back.
 - Splits: a first-level subfolder named like a configured split (``train/``, ``validation/``,
   ``test/``), else a per-file tag (PAGE ``Metadata/UserDefined/UserAttribute name="split"``,
   ALTO ``Tags/OtherTag LABEL="split"``), else a seeded split of whole pages (``split_ratios``).
@@ -30,7 +49,7 @@ from lxml import etree
 from PIL import Image
 
 from docvlm.config import DatasetConfig
-from docvlm.data.schema import BadSample, LineCrop, PixelBudget, Record, SkipReport, resolve_inside
+from docvlm.data.schema import BadSample, LineCrop, PixelBudget, Record, SkipReport, SourceRef, resolve_inside
 from docvlm.data.splits import split_names, units_of_split
 from docvlm.errors import DataError
 
@@ -48,6 +67,8 @@ class LayoutLine:
     region_type: str | None
     language: str | None
     sourceline: int
+    index: int = 0
+    """Position among all ``TextLine`` elements of the file (document order)."""
 
 
 @dataclass
@@ -95,39 +116,65 @@ def read_page(path: Path, root: etree._Element) -> LayoutPage:
     page = root.find("{*}Page")
     if page is None:
         raise BadSample("bad_layout", f"{path}:{root.sourceline}: PcGts has no Page element")
-    regions = _page_regions_in_reading_order(root, page)
-    lines = []
-    for region in regions:
-        region_language = region.get("primaryLanguage")
-        for line in region.findall("{*}TextLine"):
-            where = f"{path}:{line.sourceline}"
-            coords = line.find("{*}Coords")
-            baseline = line.find("{*}Baseline")
-            lines.append(LayoutLine(
-                id=line.get("id") or f"line{len(lines)}", text=_page_text(line),
-                polygon=parse_points(coords.get("points") if coords is not None else None, where),
-                baseline=parse_points(baseline.get("points"), where) if baseline is not None else None,
-                region_type=region.get("type"), language=line.get("primaryLanguage") or region_language,
-                sourceline=line.sourceline))
+    order = {ref: rank for rank, ref in enumerate(dict.fromkeys(_flatten_order(page.find("{*}ReadingOrder"))))}
+    position = {element: number for number, element in enumerate(page.iter())}
+    keyed = []
+    for index, line in enumerate(page.iter("{*}TextLine")):
+        owners = _owners(line)
+        listed = next((o for o in owners if o.get("id") in order), None)
+        # The anchor orders lines of unlisted regions among themselves: the outermost region.
+        anchor = listed if listed is not None else (owners[-1] if owners else line)
+        key = (order[listed.get("id")] if listed is not None else len(order), position[anchor],
+               _cell_position(owners), index)
+        keyed.append((key, _page_line(path, line, owners, index)))
+    lines = [line for _, line in sorted(keyed, key=lambda pair: pair[0])]
     tag = root.find("{*}Metadata/{*}UserDefined/{*}UserAttribute[@name='split']")
     return LayoutPage(path, page.get("imageFilename") or "", lines, tag.get("value") if tag is not None else None)
 
 
-def _page_regions_in_reading_order(root, page) -> list:
-    regions = list(page.iter("{*}TextRegion"))
-    by_id = {region.get("id"): region for region in regions}
-    ordered = []
-    reading_order = page.find("{*}ReadingOrder")
-    if reading_order is not None:
-        for ref in _flatten_order(reading_order):
-            region = by_id.get(ref)
-            if region is not None and region not in ordered:
-                ordered.append(region)
-    return ordered + [region for region in regions if region not in ordered]
+def _owners(line) -> list:
+    """The regions (and table cells) that contain a line, innermost first, up to ``Page``."""
+    owners = []
+    for ancestor in line.iterancestors():
+        name = _local(ancestor)
+        if name == "Page":
+            break
+        if name.endswith("Region") or name == "TableCell":
+            owners.append(ancestor)
+    return owners
+
+
+def _cell_position(owners: list) -> tuple[int, int]:
+    cell = next((o for o in owners if _local(o) == "TableCell"), None)
+    if cell is None:
+        return (-1, -1)
+    try:
+        return int(cell.get("row", -1)), int(cell.get("col", -1))
+    except ValueError:
+        return (-1, -1)
+
+
+def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
+    where = f"{path}:{line.sourceline}"
+    coords = line.find("{*}Coords")
+    baseline = line.find("{*}Baseline")
+    region = next((o for o in owners if _local(o).endswith("Region")), None)
+    region_type = None
+    if region is not None:
+        region_type = region.get("type") or (None if _local(region) == "TextRegion" else _local(region))
+    language = line.get("primaryLanguage") or next(
+        (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
+    return LayoutLine(
+        id=line.get("id") or f"line{index}", text=_page_text(line),
+        polygon=parse_points(coords.get("points") if coords is not None else None, where),
+        baseline=parse_points(baseline.get("points"), where) if baseline is not None else None,
+        region_type=region_type, language=language, sourceline=line.sourceline, index=index)
 
 
 def _flatten_order(group) -> list[str]:
     """Region ids of a (nested) reading-order group, ordered groups sorted by ``index``."""
+    if group is None:
+        return []
     children = [child for child in group if isinstance(child.tag, str)]
     if _local(group) == "OrderedGroup" or any(child.get("index") is not None for child in children):
         children.sort(key=lambda child: int(child.get("index", 0)))
@@ -160,15 +207,15 @@ def read_alto(path: Path, root: etree._Element) -> LayoutPage:
         raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' is not supported (only pixel)")
     image_name = (root.findtext("{*}Description/{*}sourceImageInformation/{*}fileName") or "").strip()
     lines = []
-    for block in root.iter("{*}TextBlock"):
-        for line in block.findall("{*}TextLine"):
-            where = f"{path}:{line.sourceline}"
-            shape = line.find("{*}Shape/{*}Polygon")
-            polygon = parse_points(shape.get("POINTS"), where) if shape is not None else _alto_box(line, where)
-            lines.append(LayoutLine(
-                id=line.get("ID") or f"line{len(lines)}", text=_alto_text(line), polygon=polygon,
-                baseline=_alto_baseline(line, polygon, where), region_type=block.get("TYPE") or "TextBlock",
-                language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline))
+    for index, line in enumerate(root.iter("{*}TextLine")):
+        block = line.getparent()
+        where = f"{path}:{line.sourceline}"
+        shape = line.find("{*}Shape/{*}Polygon")
+        polygon = parse_points(shape.get("POINTS"), where) if shape is not None else _alto_box(line, where)
+        lines.append(LayoutLine(
+            id=line.get("ID") or f"line{index}", text=_alto_text(line), polygon=polygon,
+            baseline=_alto_baseline(line, polygon, where), region_type=block.get("TYPE") or _local(block),
+            language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline, index=index))
     tag = root.find("{*}Tags/{*}OtherTag[@LABEL='split']")
     return LayoutPage(path, image_name, lines, tag.get("VALUE") if tag is not None else None)
 
@@ -197,18 +244,38 @@ def _alto_baseline(line, polygon: list[Point], where: str) -> list[Point] | None
 
 
 def _alto_text(line) -> str:
-    parts = []
-    for child in line:
-        if not isinstance(child.tag, str):
-            continue
+    """The line's text; without any ``SP`` in the line, words are spaced by their geometry."""
+    children = [child for child in line if isinstance(child.tag, str)]
+    spaced = any(_local(child) == "SP" for child in children)
+    parts, previous = [], None
+    for child in children:
         name = _local(child)
         if name == "String":
+            if previous is not None and not spaced and _apart(previous, child):
+                parts.append(" ")
             parts.append(child.get("CONTENT", ""))
+            previous = child
         elif name == "SP":
             parts.append(" ")
+            previous = None
         elif name == "HYP":
             parts.append(child.get("CONTENT", "-"))
+            previous = None
     return "".join(parts)
+
+
+def _apart(first, second) -> bool:
+    """Whether two Strings read as two words. Joined only when their boxes touch or overlap by
+    less than half the narrower one (a word and its punctuation, in either direction for RTL);
+    spaced when there is a gap, when a box is missing, and when the boxes mostly coincide:
+    eScriptorium gives every String of a line the line's own box, i.e. no word positions."""
+    try:
+        x1, w1 = float(first.get("HPOS")), float(first.get("WIDTH"))
+        x2, w2 = float(second.get("HPOS")), float(second.get("WIDTH"))
+    except (TypeError, ValueError):
+        return True
+    gap = max(x2 - (x1 + w1), x1 - (x2 + w2))
+    return gap > 0 or -gap >= 0.5 * min(w1, w2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,51 +283,96 @@ def _alto_text(line) -> str:
 
 
 READERS = {"PcGts": read_page, "alto": read_alto}
+FORMAT_OF_ROOT = {"PcGts": "page", "alto": "alto"}
+LAYOUT_SUFFIXES = (".xml", ".alto")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpx", ".bmp", ".gif", ".webp")
+FORMAT_NAMES = {"page": "PAGE-XML", "alto": "ALTO"}
 
 
-def layout_files(source: Path) -> list[Path]:
+def layout_files(source: Path, report: SkipReport | None = None) -> list[Path]:
+    """The ``.xml`` and ``.alto`` files of a source (recursive); other files (images aside) are
+    listed in ``report.unread_files`` with the reason."""
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise DataError(f"layout source not found: {source}")
-    files = sorted(source.rglob("*.xml"))
+    files = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        suffix = path.suffix.lower()
+        if suffix in LAYOUT_SUFFIXES:
+            files.append(path)
+        elif suffix not in IMAGE_SUFFIXES and report is not None:
+            report.unread_files[str(path.relative_to(source))] = \
+                f"suffix '{path.suffix}' is not a layout file ({', '.join(LAYOUT_SUFFIXES)})"
     if not files:
-        raise DataError(f"{source}: no .xml files found (PAGE-XML or ALTO)")
+        raise DataError(f"{source}: no .xml or .alto files found (PAGE-XML or ALTO)")
     return files
 
 
+def root_name(path: Path) -> str | None:
+    """The local name of a file's root element, reading only its start; None if it is not XML."""
+    try:
+        return etree.QName(next(etree.iterparse(str(path), events=("start",)))[1]).localname
+    except (etree.XMLSyntaxError, StopIteration, OSError):
+        return None
+
+
+def detect_layout_formats(source: Path) -> set[str]:
+    """``{"page"}``, ``{"alto"}``, both, or none, from the root element of every layout file."""
+    return {FORMAT_OF_ROOT[name] for name in map(root_name, layout_files(source)) if name in FORMAT_OF_ROOT}
+
+
 def detect_layout_format(source: Path) -> str | None:
-    """``page`` or ``alto`` from the first XML file's root element, or None."""
-    for path in layout_files(source)[:20]:
+    """``page`` or ``alto``; None when no file is either; an error when a folder holds both."""
+    found = detect_layout_formats(source)
+    if len(found) > 1:
+        raise DataError(f"{source} holds both PAGE-XML and ALTO files (kraken writes them side by side); "
+                        "set format: page or format: alto for this dataset")
+    return next(iter(found), None)
+
+
+def read_layout_files(source: Path, fmt: str | None, report: SkipReport, on_bad: str,
+                      handle_bad) -> list[LayoutPage]:
+    """Every page of ``fmt`` (``page``/``alto``; None: both) under ``source``."""
+    pages = []
+    for path in layout_files(source, report):
+        name = str(path.relative_to(source)) if source.is_dir() else path.name
         try:
-            name = etree.QName(next(etree.iterparse(str(path), events=("start",)))[1]).localname
-        except (etree.XMLSyntaxError, StopIteration, OSError):
-            continue
-        if name in ("PcGts", "alto"):
-            return {"PcGts": "page", "alto": "alto"}[name]
-    return None
+            root = parse_xml(path)
+            found = FORMAT_OF_ROOT.get(_local(root))
+            if found is None:
+                report.adjusted["not_layout_xml"] += 1  # e.g. a METS file beside the pages
+                report.unread_files[name] = f"not PAGE-XML or ALTO (root element <{_local(root)}>)"
+                continue
+            if fmt is not None and found != fmt:
+                report.unread_files[name] = f"{FORMAT_NAMES[found]} file; format: {fmt} reads {FORMAT_NAMES[fmt]} only"
+                continue
+            pages.append(READERS[_local(root)](path, root))
+        except BadSample as bad:
+            report.total += 1
+            report.unread_files[name] = f"{bad.reason}: {bad}"
+            handle_bad(bad, report, on_bad)
+    return pages
 
 
 def index_layout(dataset: DatasetConfig, role_split: str, report: SkipReport, on_bad: str,
-                 handle_bad) -> list[Record]:
+                 handle_bad, fmt: str | None = None) -> list[Record]:
     source = Path(dataset.source)
-    pages = []
-    for path in layout_files(source):
-        try:
-            root = parse_xml(path)
-            reader = READERS.get(_local(root))
-            if reader is None:
-                report.adjusted["not_layout_xml"] += 1  # e.g. a METS file beside the pages
-                log.info("%s: not PAGE or ALTO (root <%s>), ignored", path, _local(root))
-                continue
-            pages.append(reader(path, root))
-        except BadSample as bad:
-            report.total += 1
-            handle_bad(bad, report, on_bad)
+    pages = read_layout_files(source, fmt, report, on_bad, handle_bad)
     chosen = units_of_split(pages, lambda page: _split_label(page, source, dataset), dataset, role_split)
     records = []
     for page in chosen:
         records += _page_records(page, dataset, source, report, on_bad, handle_bad)
+    return records
+
+
+def index_layout_for_inference(source: Path, dataset: DatasetConfig, report: SkipReport, on_bad: str,
+                               handle_bad) -> list[Record]:
+    """Every line of every PAGE/ALTO file under ``source``, lines without text included, each with
+    its ``SourceRef``; splits are ignored."""
+    records = []
+    for page in read_layout_files(source, None, report, on_bad, handle_bad):
+        records += _page_records(page, dataset, source, report, on_bad, handle_bad, inference=True)
     return records
 
 
@@ -273,44 +385,84 @@ def _split_label(page: LayoutPage, source: Path, dataset: DatasetConfig) -> str 
 
 
 def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report: SkipReport, on_bad: str,
-                  handle_bad) -> list[Record]:
+                  handle_bad, inference: bool = False) -> list[Record]:
     page_id = str(page.xml.relative_to(source).with_suffix("")) if source.is_dir() else page.xml.stem
-    records = []
+    root = source if source.is_dir() else source.parent
+    records, seen = [], set()
     size = None
     for line in page.lines:
         report.total += 1
         sample_id = f"{page_id}:{line.id}"
+        if inference and sample_id in seen:  # ids must be unique to write each prediction back
+            sample_id = f"{sample_id}@{line.index}"
+        seen.add(sample_id)
         where = f"{page.xml}:{line.sourceline} (sample '{sample_id}')"
         try:
             if size is None:
                 image_path, size = _page_image(page, dataset, source, where)
-            records.append(_line_record(line, image_path, size, dataset, sample_id, page_id, where, report))
+            record = _line_record(line, image_path, size, dataset, sample_id, page_id, where, report, inference)
+            if inference:
+                record.source = SourceRef(str(page.xml), line.index, line.id, str(root))
+            records.append(record)
         except BadSample as bad:
             handle_bad(bad, report, on_bad)
     return records
 
 
-def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
-    if not page.image_name:
-        raise BadSample("missing_image", f"{where}: the XML names no page image")
-    root = source if source.is_dir() else source.parent
+def _search_root(source: Path) -> Path:
+    # A single XML file: the folder above its own (an OCR-D workspace or a Transkribus export).
+    return source if source.is_dir() else source.resolve().parent.parent
+
+
+def _image_candidates(page: LayoutPage, root: Path) -> list[Path]:
+    """Where the named page image may be: relative to the XML's folder and each folder above it up
+    to ``root``, then its bare name beside the XML and in the XML's parent folder."""
     name = page.image_name
-    candidates = [page.xml.parent / name, page.xml.parent / Path(name).name, page.xml.parent.parent / Path(name).name]
-    found = next((c for c in candidates if c.is_file()), candidates[0])
+    if name.startswith("file://"):
+        name = name[len("file://"):]
+    name = name.replace("\\", "/")
+    folder = page.xml.resolve().parent
+    folders = [folder]
+    for parent in folder.parents:
+        if not parent.is_relative_to(root.resolve()):
+            break
+        folders.append(parent)
+    bare = Path(name).name
+    candidates = [f / name for f in folders] + [folder / bare, folder.parent / bare]
+    return list(dict.fromkeys(candidates))
+
+
+def _same_stem_images(xml: Path) -> list[Path]:
+    return [xml.with_suffix(suffix) for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)]
+
+
+def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
+    root = _search_root(source)
+    if page.image_name:
+        candidates = _image_candidates(page, root)
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise BadSample("missing_image", f"{where}: page image '{page.image_name}' not found (looked beside "
+                                             f"the XML and in the folders above it up to {root}, then for the bare "
+                                             "name beside the XML and in its parent folder)")
+    else:
+        found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None)
+        if found is None:
+            raise BadSample("missing_image", f"{where}: the XML names no page image and no image with the same "
+                                             f"name lies beside it ({page.xml.stem}.tif, .png, .jpg, ...)")
     path = resolve_inside(root, str(found.resolve()), f"{where}: page image", dataset.allow_outside_root)
     try:
         with Image.open(path) as image:
             return str(path), image.size
     except FileNotFoundError:
-        raise BadSample("missing_image", f"{where}: page image '{name}' not found (looked beside the XML "
-                                         "and in its parent folder)") from None
-    except (OSError, SyntaxError, ValueError) as error:
+        raise BadSample("missing_image", f"{where}: page image {path} not found") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BadSample("unreadable_image", f"{where}: page image {path} cannot be read ({error})") from None
 
 
 def _line_record(line: LayoutLine, image_path: str, size: tuple[int, int], dataset: DatasetConfig,
-                 sample_id: str, page_id: str, where: str, report: SkipReport) -> Record:
-    if not line.text.strip():
+                 sample_id: str, page_id: str, where: str, report: SkipReport, inference: bool = False) -> Record:
+    if not inference and not line.text.strip():
         raise BadSample("empty_target", f"{where}: the line has no transcription")
     if not line.polygon:
         raise BadSample("bad_coordinates", f"{where}: the line has no coordinates")
@@ -323,7 +475,7 @@ def _line_record(line: LayoutLine, image_path: str, size: tuple[int, int], datas
     polygon = tuple((min(max(x, 0), size[0] - 1), min(max(y, 0), size[1] - 1)) for x, y in line.polygon)
     crop = LineCrop(page=image_path, box=box, polygon=polygon, mask=dataset.mask_polygon,
                     baseline=tuple(line.baseline) if line.baseline else None, region_type=line.region_type)
-    return Record(id=sample_id, target=line.text, image_ref=crop, prompt=dataset.prompt, dataset=dataset.name,
+    return Record(id=sample_id, target=line.text, image_ref=crop, prompt=dataset.prompt_for(), dataset=dataset.name,
                   task=dataset.task, budget=PixelBudget(dataset.min_pixels, dataset.max_pixels),
                   group=page_id, language=line.language, where=where)
 

@@ -42,6 +42,20 @@ class LineCrop:
     """The enclosing region's type (PAGE ``TextRegion@type``, ALTO ``TextBlock``)."""
 
 
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a record came from inside a layout file, so that a prediction can be written back."""
+
+    xml: str
+    """Path of the PAGE-XML or ALTO file."""
+    line_index: int
+    """Position of the ``TextLine`` among all ``TextLine`` elements of the file, in document order."""
+    element_id: str | None = None
+    """The line's ``id`` (PAGE) or ``ID`` (ALTO) attribute, when it has one."""
+    root: str | None = None
+    """The folder the file was found under (its path below it is kept when writing back)."""
+
+
 @dataclass
 class Record:
     id: str
@@ -59,6 +73,8 @@ class Record:
     references: tuple[str, ...] = ()
     """Every acceptable answer when there are several (VQA); empty means ``(target,)``. The model
     is trained on ``target``; metrics such as ANLS score against all of them."""
+    source: SourceRef | None = None
+    """For PAGE/ALTO lines: the file and element the line was read from."""
 
     @property
     def all_references(self) -> tuple[str, ...]:
@@ -94,6 +110,9 @@ class SkipReport:
     examples: list[str] = field(default_factory=list)
     adjusted: Counter = field(default_factory=Counter)
     """Samples kept after a repair (e.g. a polygon clipped to its page), by kind."""
+    unread_files: dict = field(default_factory=dict)
+    """Files in a source folder that were not read, with the reason (e.g. a METS file, an ALTO
+    file under ``format: page``)."""
 
     def skip(self, reason: str, message: str) -> None:
         self.skipped[reason] += 1
@@ -103,7 +122,7 @@ class SkipReport:
     def as_dict(self) -> dict:
         return {"total": self.total, "kept": self.kept, "skipped": dict(self.skipped),
                 "skipped_total": sum(self.skipped.values()), "examples": self.examples,
-                "adjusted": dict(self.adjusted)}
+                "adjusted": dict(self.adjusted), "unread_files": dict(self.unread_files)}
 
 
 class BadSample(DataError):

@@ -27,8 +27,8 @@ SPLIT_ROLES = ("train", "eval", "test")
 
 
 def split_name(dataset: DatasetConfig, role: str) -> str | None:
-    """The configured split name for a role (train / eval / test)."""
-    return {"train": dataset.train_split, "eval": dataset.eval_split, "test": dataset.test_split}[role]
+    """The configured split name for a role (train / eval / test); empty (None or "") means none."""
+    return {"train": dataset.train_split, "eval": dataset.eval_split, "test": dataset.test_split}[role] or None
 
 
 def _select_range(dataset: DatasetConfig, role: str) -> str | None:
@@ -67,14 +67,14 @@ def source_format(dataset: DatasetConfig) -> str:
         return "llamafactory"
     if path.suffix in (".jsonl", ".csv"):
         return path.suffix[1:]
-    if path.suffix == ".xml":
+    if path.suffix.lower() in (".xml", ".alto"):
         return detect_layout_format(path) or "page"
     if not path.is_dir():
         return "hf"
     found = [name for name, present in (
         ("jsonl", any(path.glob("*.jsonl"))), ("csv", any(path.glob("*.csv"))),
         ("hf", (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()),
-        ("lines", is_line_folder(path)), ("xml", next(path.rglob("*.xml"), None) is not None)) if present]
+        ("lines", is_line_folder(path)), ("xml", any(p.suffix.lower() in (".xml", ".alto") for p in path.rglob("*")))) if present]
     if len(found) > 1:
         raise DataError(f"dataset '{dataset.name}': {path} holds {' and '.join(found)} data; set format "
                         "(hf, jsonl, csv, page, alto, lines, llamafactory)")
@@ -397,7 +397,7 @@ def _index_files(fmt: str, dataset: DatasetConfig, role: str, report: SkipReport
     if fmt in ("page", "alto"):
         from docvlm.data.layout import index_layout
 
-        records = index_layout(dataset, split, report, on_bad, _handle_bad)
+        records = index_layout(dataset, split, report, on_bad, _handle_bad, fmt)
     elif fmt == "lines":
         from docvlm.data.folders import index_lines
 

@@ -7,11 +7,15 @@ images, a conversation. The rule, in order:
    subfolder, or a per-file tag), each unit belongs to the split it names;
 2. ``split_ratios``: a seeded random split of the units (``split_seed``), ratios for
    ``[train, validation, test]`` in the configured split names' order;
-3. otherwise the whole source is the training split, and asking it for another split is an error.
+3. otherwise the whole source is the training split; its other splits are empty (a warning says
+   so), so a dataset with the default ``eval_split``/``test_split`` trains without complaint.
+
+An empty split name (``""`` or ``null``) means "no such split" everywhere.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Callable, Sequence, TypeVar
 
@@ -20,9 +24,11 @@ from docvlm.errors import ConfigError, DataError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 def split_names(dataset: DatasetConfig) -> list[str | None]:
-    return [dataset.train_split, dataset.eval_split, dataset.test_split]
+    return [dataset.train_split or None, dataset.eval_split or None, dataset.test_split or None]
 
 
 def units_of_split(units: Sequence[T], label: Callable[[T], str | None], dataset: DatasetConfig,
@@ -40,10 +46,12 @@ def units_of_split(units: Sequence[T], label: Callable[[T], str | None], dataset
         return [unit for unit, lab in zip(units, labels) if lab == split]
     if dataset.split_ratios is not None:
         return [units[i] for i in _ratio_split(len(units), dataset)[split]]
-    if split == dataset.train_split:
+    if split == (dataset.train_split or None):
         return list(units)
-    raise DataError(f"dataset '{dataset.name}': {dataset.source} has no '{split}' split of its own; set "
-                    "split_ratios (e.g. [0.8, 0.1, 0.1]) or leave this split empty")
+    log.warning("dataset '%s': %s has no '%s' split of its own (no split subfolders, tags or split_ratios): "
+                "the whole source is the training split and '%s' is empty", dataset.name, dataset.source,
+                split, split)
+    return []
 
 
 def _ratio_split(count: int, dataset: DatasetConfig) -> dict[str, list[int]]:

@@ -1,0 +1,485 @@
+"""``docvlm predict`` on segmented pages: PAGE-XML / ALTO in, the same files out with the predictions.
+
+The pages are read by the training readers (``data/layout.py``) in inference mode: lines without
+text are kept, each record knows its file and ``TextLine``. Lines are cut as training cut them
+(the run's ``line_padding``, ``mask_polygon`` and pixel budget), transcribed in batches by
+``predict_samples``, and each XML is copied to the output folder under its own relative path with
+the prediction filled in:
+
+- PAGE: a ``TextEquiv/Unicode`` in the ``TextLine``, placed where the PAGE schema wants it (after
+  ``Coords``, ``Baseline``, ``Word``s and existing ``TextEquiv``s; before ``TextStyle``,
+  ``UserDefined``, ``Labels``). A line that already has text (ground truth) keeps it: the
+  prediction is added as a further ``TextEquiv`` with the next ``index`` (``--replace`` drops the
+  old ones instead). A ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the
+  model and the date (PAGE 2018 and later; older files have no ``MetadataItem``).
+- ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
+  prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
+  no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
+  so a line that already has text is left as it is unless ``--replace``. A
+  ``Description/Processing`` (``OCRProcessing`` in ALTO 2) records the model and the date.
+
+Nothing else in a file changes, and the input files are never written: an output path that is
+an input file is refused. ``predictions.jsonl`` beside the XML files holds one row per line
+(``xml``, ``line_id``, ``line_index``, ``confidence`` added to the usual row).
+
+Confidence (PAGE ``TextEquiv@conf``, ALTO ``String@WC`` of a one-String line, ``confidence`` in the
+JSONL): the model's geometric-mean probability of the written text's tokens, end-of-turn token
+included, scored by one teacher-forced forward pass over the line image and prompt (a prediction
+cut off by ``max_new_tokens`` therefore scores low: the model had not finished).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from docvlm.config import DatasetConfig
+from docvlm.data.layout import FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name
+from docvlm.data.schema import BadSample, PixelBudget, SkipReport
+from docvlm.data.sources import SampleSet
+from docvlm.errors import DataError
+from docvlm.models.loading import Loaded
+
+log = logging.getLogger(__name__)
+
+SOFTWARE = "docvlm"
+# PAGE TextLine children that must come before a TextEquiv (PAGE 2013-2019 TextLineType).
+PAGE_BEFORE_TEXTEQUIV = {"AlternativeImage", "Coords", "Baseline", "Word", "TextEquiv"}
+ALTO_TEXT = {"String", "SP", "HYP"}
+ALTO_DESCRIPTION_ORDER = ("MeasurementUnit", "sourceImageInformation", "OCRProcessing", "Processing")
+
+
+@dataclass
+class WriteOptions:
+    replace: bool = False
+    """Overwrite existing line text (PAGE TextEquivs, ALTO Strings) instead of keeping it."""
+    alto_words: bool = False
+    """ALTO: one String per word with SP between, instead of one String per line."""
+    model: str = ""
+    """What the metadata names as the model (run folder, model folder or hub id)."""
+    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                      .replace(microsecond=0).isoformat())
+
+
+@dataclass
+class WriteCounts:
+    files: int = 0
+    lines_written: int = 0
+    lines_kept: int = 0
+    """Lines that had text and kept it (ALTO without --replace)."""
+    files_not_written: int = 0
+    """Input files that are not well-formed XML (a counted skip when read)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Which inputs are pages
+
+
+def is_layout_input(path: Path) -> bool:
+    """A PAGE/ALTO file, or a folder holding at least one."""
+    if path.is_file():
+        return path.suffix.lower() in LAYOUT_SUFFIXES and root_name(path) in FORMAT_OF_ROOT
+    if path.is_dir():
+        return any(p.suffix.lower() in LAYOUT_SUFFIXES and root_name(p) in FORMAT_OF_ROOT
+                   for p in path.rglob("*") if p.is_file())
+    return False
+
+
+def layout_samples(inputs: list[Path], prompt: str, budget: PixelBudget, on_bad: str, line_padding: int = 0,
+                   mask_polygon: bool = False) -> SampleSet:
+    """Every line of every page under ``inputs`` (texts or not), cut as training cuts them."""
+    records, report = [], SkipReport()
+
+    def handle_bad(bad: BadSample, report: SkipReport, on_bad: str) -> None:
+        if on_bad == "error":
+            raise bad
+        report.skip(bad.reason, str(bad))
+
+    for path in inputs:
+        dataset = DatasetConfig(name="pages", source=str(path), prompt=prompt, min_pixels=budget.min_pixels,
+                                max_pixels=budget.max_pixels, line_padding=line_padding,
+                                mask_polygon=mask_polygon, allow_outside_root=True)
+        records += index_layout_for_inference(path, dataset, report, on_bad, handle_bad)
+    report.kept = len(records)
+    return SampleSet(records, None, "image", on_bad, report)
+
+
+def output_name(xml: Path, root: Path | None, single_file: bool) -> Path:
+    """Where a page goes below the output folder: its path below the input folder."""
+    return Path(xml.name) if single_file or root is None else xml.relative_to(root)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole command
+
+
+def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, budget: PixelBudget,
+                  batch_size: int, max_new_tokens: int, num_beams: int, on_bad: str, options: WriteOptions,
+                  line_padding: int = 0, mask_polygon: bool = False, progress: bool = True) -> dict:
+    """Transcribe every line of the pages and write the XML copies and ``predictions.jsonl`` into
+    ``output``; returns a summary (counts, files, skips)."""
+    from docvlm.predict.run import predict_samples, write_predictions
+
+    paths = [Path(p) for p in inputs]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise DataError(f"input not found: {missing[0]}")
+    plan = _output_plan(paths, output)
+    samples = layout_samples(paths, prompt, budget, on_bad, line_padding, mask_polygon)
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress)
+    by_id = {record.id: record for record in samples.records}
+    confidences = line_confidences(loaded, samples, rows, batch_size)
+    predictions: dict[str, dict[int, tuple[str, float | None]]] = defaultdict(dict)
+    for row in rows:
+        source = by_id[row["id"]].source
+        confidence = confidences.get(row["id"])
+        predictions[source.xml][source.line_index] = (row["prediction"], confidence)
+        row.update({"xml": str(plan[source.xml]), "line_id": source.element_id, "line_index": source.line_index,
+                    "confidence": confidence})
+    counts = WriteCounts()
+    for xml, target in plan.items():
+        write_layout(Path(xml), target, predictions.get(xml, {}), options, counts)
+    jsonl = write_predictions(rows, output / "predictions.jsonl")
+    return {"predictions": len(rows), "files": counts.files, "lines_written": counts.lines_written,
+            "lines_kept": counts.lines_kept, "files_not_written": counts.files_not_written, "jsonl": str(jsonl),
+            "skips": samples.report.as_dict()}
+
+
+def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
+    """Input XML (as the readers name it) -> output file; refuses to overwrite an input or to
+    write two pages to one place."""
+    plan: dict[str, Path] = {}
+    for path in paths:
+        files = [f for f in layout_files(path) if root_name(f) in FORMAT_OF_ROOT]
+        for xml in files:
+            target = output / output_name(xml, path, path.is_file())
+            if target.resolve() == xml.resolve():
+                raise DataError(f"--output {output}: writing {target} would overwrite the input {xml}; "
+                                "choose another output folder (inputs are never modified)")
+            if target in plan.values():
+                raise DataError(f"two inputs would both be written to {target}; predict them into separate folders")
+            plan[str(xml)] = target
+    inputs = {Path(x).resolve() for x in plan}
+    if any(t.resolve() in inputs for t in plan.values()):
+        raise DataError(f"--output {output} would overwrite input pages; choose another output folder")
+    return plan
+
+
+def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, float | None]], options: WriteOptions,
+                 counts: WriteCounts) -> None:
+    """Write a copy of ``xml`` with ``predictions`` (TextLine index -> (text, confidence)) to ``target``."""
+    try:
+        tree = etree.parse(str(xml), etree.XMLParser(resolve_entities=False, no_network=True))
+    except (etree.XMLSyntaxError, OSError) as error:  # already a counted skip when the pages were read
+        log.warning("%s: not written (%s)", xml, error)
+        counts.files_not_written += 1
+        return
+    root = tree.getroot()
+    kind = FORMAT_OF_ROOT[etree.QName(root).localname]
+    lines = list(root.iter("{*}TextLine"))
+    ids = _alto_ids(root) if kind == "alto" else set()
+    for index, (text, confidence) in sorted(predictions.items()):
+        line = lines[index]
+        text = xml_safe(text)
+        written = (write_page_line(line, text, options.replace, confidence) if kind == "page"
+                   else write_alto_line(line, text, options, ids, confidence))
+        counts.lines_written += written
+        counts.lines_kept += not written
+    if kind == "page":
+        add_page_metadata(root, options)
+    else:
+        add_alto_processing(root, options)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        standalone = tree.docinfo.standalone
+        tree.write(str(target), xml_declaration=True, encoding="UTF-8",
+                   **({"standalone": standalone} if standalone is not None else {}))
+    except OSError as error:
+        raise DataError(f"cannot write {target}: {error}") from None
+    counts.files += 1
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (C0 controls but tab/newline/return,
+    lone surrogates, U+FFFE/U+FFFF); lxml refuses them, and a model may generate them."""
+    return "".join(c for c in text if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd")
+                   or c >= "\U00010000")
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence
+
+
+def line_confidences(loaded: Loaded, samples: SampleSet, rows: list[dict], batch_size: int) -> dict[str, float]:
+    """Sample id -> geometric-mean token probability of its prediction (see the module docstring)."""
+    import dataclasses
+
+    import torch
+
+    from docvlm.data.schema import Sample
+    from docvlm.models.prompting import ChatFormat, TrainingCollator
+
+    chat = ChatFormat(loaded.processor, loaded.spec)
+    collator = TrainingCollator(chat)
+    index = {record.id: i for i, record in enumerate(samples.records)}
+    model = loaded.model
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    found: dict[str, float] = {}
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            batch = []
+            for row in chunk:
+                sample = samples[index[row["id"]]]
+                batch.append(Sample(dataclasses.replace(sample.record, target=row["prediction"]), sample.image))
+            encoded = {k: v.to(device) for k, v in collator(batch).items()}
+            labels = encoded["labels"]
+            with torch.no_grad():
+                if chat.seq2seq:  # logits line up with the labels (the model shifts them itself)
+                    logits = model(**encoded).logits
+                else:
+                    logits = model(**{k: v for k, v in encoded.items() if k != "labels"}).logits[:, :-1]
+                    labels = labels[:, 1:]
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            mask = labels != -100
+            picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+            means = picked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            for row, value in zip(chunk, means.exp().tolist()):
+                found[row["id"]] = round(float(value), 4)
+    finally:
+        model.train(was_training)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# PAGE
+
+
+def _q(parent, name: str) -> str:
+    """``name`` in the namespace of ``parent`` (PAGE 2013 and 2019 differ only there)."""
+    namespace = etree.QName(parent).namespace
+    return f"{{{namespace}}}{name}" if namespace else name
+
+
+def _has_text(equiv) -> bool:
+    unicode = equiv.find("{*}Unicode")
+    return unicode is not None and bool((unicode.text or "").strip())
+
+
+def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
+    """Put ``text`` into a PAGE ``TextLine``; always written (ground truth is kept beside it)."""
+    equivs = line.findall("{*}TextEquiv")
+    if replace or not any(_has_text(e) for e in equivs):
+        for equiv in equivs:
+            line.remove(equiv)
+        equivs = []
+    equiv = etree.Element(_q(line, "TextEquiv"))
+    if equivs:
+        # Existing readings keep their index (none means 1); the prediction takes the next one.
+        equiv.set("index", str(max(_index(e) for e in equivs) + 1))
+    if confidence is not None:
+        equiv.set("conf", f"{confidence:.4f}")
+    etree.SubElement(equiv, _q(line, "Unicode")).text = text
+    children = [c for c in line if isinstance(c.tag, str)]
+    after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
+             and etree.QName(c).localname in PAGE_BEFORE_TEXTEQUIV]
+    position = after[-1] + 1 if after else 0
+    line.insert(position, equiv)
+    _indent_like_siblings(line, equiv, children)
+    return True
+
+
+def _index(equiv) -> int:
+    try:
+        return int(equiv.get("index", 1))
+    except ValueError:
+        return 1
+
+
+def add_page_metadata(root, options: WriteOptions) -> None:
+    """``MetadataItem type="processingStep"`` (PAGE 2018-07-15 and later)."""
+    metadata = root.find("{*}Metadata")
+    namespace = etree.QName(root).namespace or ""
+    if metadata is None or namespace.rsplit("/", 1)[-1] < "2018-07-15":
+        log.info("%s: PAGE before 2018 has no MetadataItem; the processing step is not recorded", namespace)
+        return
+    item = etree.Element(_q(root, "MetadataItem"), type="processingStep", name=SOFTWARE,
+                         value=f"{SOFTWARE} predict, model {options.model}", date=options.date)
+    children = [c for c in metadata if isinstance(c.tag, str)]
+    metadata.append(item)
+    _indent_like_siblings(metadata, item, children)
+
+
+# --------------------------------------------------------------------------------------------
+# ALTO
+
+
+def _alto_ids(root) -> set[str]:
+    return {element.get("ID") for element in root.iter() if isinstance(element.tag, str) and element.get("ID")}
+
+
+def write_alto_line(line, text: str, options: WriteOptions, ids: set[str], confidence: float | None = None) -> bool:
+    """Replace an ALTO ``TextLine``'s String/SP/HYP by the prediction; False when the line had text
+    and ``replace`` is off."""
+    parts = [c for c in line if isinstance(c.tag, str) and etree.QName(c).localname in ALTO_TEXT]
+    if not options.replace and any((c.get("CONTENT") or "").strip() for c in parts
+                                   if etree.QName(c).localname == "String"):
+        return False
+    # The new Strings take the place and the whitespace of the old ones.
+    first = parts[0] if parts else None
+    before = (first.getprevious().tail if first is not None and first.getprevious() is not None
+              else line.text if first is not None else None)
+    closing = parts[-1].tail if parts else None
+    position = list(line).index(first) if first is not None else len(line)
+    for part in parts:
+        line.remove(part)
+    words = text.split() if options.alto_words else [text]
+    new = []
+    for number, word in enumerate(words or [""]):
+        if number:
+            new.append(etree.Element(_q(line, "SP")))
+        string = etree.Element(_q(line, "String"), CONTENT=word)
+        if not options.alto_words:
+            for key in ("HPOS", "VPOS", "WIDTH", "HEIGHT"):
+                if line.get(key) is not None:
+                    string.set(key, line.get(key))
+            if confidence is not None:
+                string.set("WC", f"{confidence:.4f}")
+        if line.get("ID"):
+            string.set("ID", _unique(f"{line.get('ID')}_docvlm{number + 1}", ids))
+        new.append(string)
+    for offset, element in enumerate(new):
+        line.insert(position + offset, element)
+        element.tail = before if offset + 1 < len(new) and _blank(before) else None
+    new[-1].tail = closing
+    return True
+
+
+def _blank(text: str | None) -> bool:
+    return text is not None and text.strip() == ""
+
+
+def _unique(name: str, ids: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate in ids:
+        number += 1
+        candidate = f"{name}_{number}"
+    ids.add(candidate)
+    return candidate
+
+
+def add_alto_processing(root, options: WriteOptions) -> None:
+    """``Description/Processing`` (ALTO 3, 4) or ``OCRProcessing/ocrProcessingStep`` (ALTO 2)."""
+    description = root.find("{*}Description")
+    if description is None:
+        description = etree.Element(_q(root, "Description"))
+        etree.SubElement(description, _q(root, "MeasurementUnit")).text = "pixel"
+        root.insert(0, description)
+    namespace = etree.QName(root).namespace or ""
+    version_2 = namespace.endswith("ns-v2#")
+    step = etree.Element(_q(root, "OCRProcessing" if version_2 else "Processing"),
+                         ID=_unique(f"{SOFTWARE}_processing", _alto_ids(root)))
+    body = etree.SubElement(step, _q(root, "ocrProcessingStep")) if version_2 else step
+    if not version_2:
+        etree.SubElement(body, _q(root, "processingCategory")).text = "contentGeneration"
+    etree.SubElement(body, _q(root, "processingDateTime")).text = options.date
+    etree.SubElement(body, _q(root, "processingStepDescription")).text = \
+        f"text lines transcribed by {SOFTWARE} predict, model {options.model}"
+    software = etree.SubElement(body, _q(root, "processingSoftware"))
+    etree.SubElement(software, _q(root, "softwareName")).text = SOFTWARE
+    etree.SubElement(software, _q(root, "softwareVersion")).text = _version()
+    children = [c for c in description if isinstance(c.tag, str)]
+    known = [i for i, c in enumerate(description) if isinstance(c.tag, str)
+             and etree.QName(c).localname in ALTO_DESCRIPTION_ORDER]
+    description.insert(known[-1] + 1 if known else 0, step)
+    _indent_like_siblings(description, step, children)
+    _indent_subtree(step)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("docvlm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# Layout of the written text
+
+
+def _indent_subtree(element) -> None:
+    """Indent a new element's own children one step deeper than the element (two spaces a step)."""
+    depth = sum(1 for _ in element.iterancestors())
+    etree.indent(element, space="  ", level=depth)
+
+
+def _indent_like_siblings(parent, element, siblings: list[Any]) -> None:
+    """Give a new element the whitespace its siblings have, so pretty-printed files stay so.
+
+    Only the new element's own tail is set (and, when it is the last child, the tail of the one
+    before it, which then needs the sibling indentation): no text of the file changes otherwise.
+    """
+    if not siblings:
+        return
+    index = list(parent).index(element)
+    if index + 1 < len(parent):  # inserted before a sibling: reuse the indentation before it
+        before = parent[index - 1].tail if index > 0 else parent.text
+        element.tail = before
+    else:  # appended: take over the closing whitespace, the previous last child gets an indent
+        previous = parent[index - 1]
+        element.tail = previous.tail
+        indent = parent[index - 2].tail if index >= 2 else parent.text
+        if indent is not None and indent.strip() == "":
+            previous.tail = indent
+
+
+# --------------------------------------------------------------------------------------------
+# The command line's entry
+
+
+def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: PixelBudget, batch_size: int,
+                      max_new_tokens: int, num_beams: int, on_bad: str) -> int:
+    """``docvlm predict RUN pages/ --output out/``: called by the CLI when an input is PAGE/ALTO."""
+    paths = [Path(p) for p in args.inputs]
+    others = [p for p in paths if not is_layout_input(p)]
+    if others:
+        raise DataError(f"{others[0]}: not PAGE-XML or ALTO; predict pages and images in separate runs")
+    output = Path(args.output) if args.output else (
+        Path(args.model) / "predictions" / "pages" if cfg is not None else Path("predictions-pages"))
+    if output.suffix.lower() in (".jsonl", ".json", ".xml"):
+        raise DataError(f"--output {output}: for PAGE/ALTO inputs --output is a folder (the XML copies and "
+                        "predictions.jsonl go into it)")
+    padding, mask = _line_settings(cfg)
+    options = WriteOptions(replace=getattr(args, "replace", False), alto_words=getattr(args, "alto_words", False),
+                           model=_model_name(args.model, cfg))
+    summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
+                            on_bad, options, padding, mask)
+    skipped = summary["skips"]["skipped_total"]
+    kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
+    if summary["files_not_written"]:
+        kept += f", {summary['files_not_written']} malformed files not written"
+    print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
+          f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
+    return 0
+
+
+def _line_settings(cfg: Any) -> tuple[int, bool]:
+    """The run's line cutting: its first PAGE/ALTO dataset's, else its first dataset's."""
+    if cfg is None or not cfg.data.datasets:
+        return 0, False
+    layout = [d for d in cfg.data.datasets if d.format in ("page", "alto")] or cfg.data.datasets
+    return layout[0].line_padding, layout[0].mask_polygon
+
+
+def _model_name(model: str, cfg: Any) -> str:
+    return f"{model} (base {cfg.model.name_or_path})" if cfg is not None else str(model)

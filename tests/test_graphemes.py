@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from uniseg.graphemecluster import grapheme_clusters as uniseg_clusters
@@ -88,16 +89,13 @@ def test_ascii_fast_path():
     assert grapheme_clusters("") == []
 
 
-def test_every_case_of_an_official_test_file():
-    """Every line of the official GraphemeBreakTest-16.0.0.txt (Unicode's ucd/auxiliary/), when
-    DOCVLM_GRAPHEME_BREAK_TEST names a copy (the Unicode data file is not shipped in this repo)."""
-    import os
-    from pathlib import Path
+FIXTURE = Path(__file__).parent / "fixtures" / "unicode" / "GraphemeBreakTest-16.0.0.txt"
 
-    path = os.environ.get("DOCVLM_GRAPHEME_BREAK_TEST")
-    if not path:
-        pytest.skip("set DOCVLM_GRAPHEME_BREAK_TEST to a GraphemeBreakTest-16.0.0.txt")
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+
+def test_every_case_of_an_official_test_file():
+    """Every line of the official GraphemeBreakTest-16.0.0.txt (Unicode's ucd/auxiliary/, kept as a
+    fixture; see fixtures/unicode/SOURCES.md)."""
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("# GraphemeBreakTest-16.0.0"), "the segmenter follows Unicode 16.0"
     cases = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
     failed = [case for case in cases if grapheme_clusters("".join(_parse(case))) != _parse(case)]

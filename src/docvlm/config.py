@@ -185,6 +185,15 @@ class DataConfig:
     max_target_length: int = 1000
     """``data check`` reports targets longer than this (in tokens of the model's tokenizer when it
     loads, else characters)."""
+    min_image_side: int = 8
+    """Images (or line crops) narrower or lower than this many pixels are bad samples (an error, or
+    a counted skip): a 1x1 image holds no text a model could learn from."""
+    max_aspect_ratio: float = 200.0
+    """Longest side / shortest side above which an image is a bad sample: Qwen-VL's processor
+    refuses images beyond 200, and other families squash such a line to nothing readable."""
+    wide_images: Literal["reject", "pad"] = "reject"
+    """An image beyond ``max_aspect_ratio``: ``reject`` (bad sample) or ``pad`` (white margins on its
+    short side until the ratio is allowed; the text is not rescaled)."""
 
 
 @dataclass

@@ -304,6 +304,8 @@ def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: s
     except FileNotFoundError:
         raise BadSample("missing_image", f"{where}: page image '{name}' not found (looked beside the XML "
                                          "and in its parent folder)") from None
+    except Image.DecompressionBombError as error:
+        raise BadSample("decompression_bomb", f"{where}: page image {path} too large to decode safely ({error})") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadSample("unreadable_image", f"{where}: page image {path} cannot be read ({error})") from None
 

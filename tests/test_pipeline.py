@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from docvlm.cli import main
+from docvlm.errors import Interrupted
 from docvlm.evaluate.metrics import cer
 from docvlm.models.families import FAMILIES
 from docvlm.models.loading import load_base, load_tuned
@@ -98,7 +99,7 @@ def test_resume_after_kill_equals_uninterrupted(tiny_models, lines_dir, tmp_path
     straight = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *common, "--run_name", "straight")
     run_training(straight)
     killed = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *common, "--run_name", "killed")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):  # Ctrl-C: the run says what it kept and how to resume
         run_training(killed, extra_callbacks=[StopAfter(2)])
     assert (killed.run_dir / "checkpoints" / "checkpoint-2").is_dir()
     assert not (killed.run_dir / "checkpoints" / "checkpoint-4").exists()

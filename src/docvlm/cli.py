@@ -13,9 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, Interrupted
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -35,9 +36,15 @@ def cmd_train(args, overrides: list[str]) -> int:
     from docvlm.train.trainer import run_training
 
     cfg = load_config(args.config, overrides)
-    summary = run_training(cfg, resume=args.resume)
+    if args.force and not args.resume:
+        raise DocVLMError("--force goes with --resume")
+    summary = run_training(cfg, resume=args.resume, force=args.force)
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
           f"weights in {summary['saved_to']}; best eval CER: {summary['best_eval_cer']}")
+    for line in summary.get("skipped", {}).values():
+        print(line)
+    if not summary.get("skipped"):
+        print("no sample skipped")
     return 0
 
 
@@ -209,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="fine-tune a model as a config says; writes a run folder")
     train.add_argument("config", help="YAML config file")
-    train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last complete checkpoint")
+    train.add_argument("--force", action="store_true",
+                       help="with --resume: go on although schedule-changing settings differ from the saved config")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score the base and the tuned model of a run, or a predictions file")
@@ -300,12 +309,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.func(args, extra)
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DocVLMError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        # A file that cannot be read or written (read-only folder, full disk): one line, no traceback.
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _os_error(error: OSError) -> str:
+    names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+    return f"{names}: {error.strerror}" if names and error.strerror else str(error)
 
 
 if __name__ == "__main__":

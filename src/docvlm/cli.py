@@ -59,7 +59,11 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
         raise DocVLMError("--metric, --baseline and --output go with --predictions; a run is scored "
                           "with the metrics of each dataset's task")
     from docvlm.evaluate.run import evaluate_run
+    from docvlm.runs import ensure_writable
 
+    if Path(args.run).is_dir():
+        for folder in ("predictions", "metrics"):
+            ensure_writable(Path(args.run) / folder)
     results = evaluate_run(args.run, overrides)
     print(format_table(results))
     for result in results:
@@ -78,6 +82,10 @@ def _evaluate_predictions(args, overrides: list[str]) -> int:
     if args.run:
         raise DocVLMError("give either a run folder or --predictions, not both")
     cfg = load_config(None, overrides).evaluate
+    if args.output:
+        from docvlm.runs import ensure_writable
+
+        ensure_writable(Path(args.output).parent)
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else TASK_METRICS[args.task]
     report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline)
     result = next(iter(report["datasets"].values()))
@@ -108,10 +116,15 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import ChatFormat, pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
-    from docvlm.runs import load_run_config
+    from docvlm.runs import ensure_writable, load_run_config
 
     target = Path(args.model)
     cfg = load_run_config(target, overrides) if is_run_dir(target) else None
+    output = Path(args.output) if args.output else (
+        target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
+    # Fail on an unwritable output before the model is loaded and every input is read.
+    for folder in [output.parent] + ([Path(args.draw)] if args.draw else []):
+        ensure_writable(folder)
     loaded = load_tuned(args.model, cfg.model if cfg else None)
     # Default: the pixel budget saved with the weights, i.e. the one the model was trained with.
     saved = pixel_budget_of(loaded.processor, loaded.spec)
@@ -147,11 +160,11 @@ def cmd_predict(args, overrides: list[str]) -> int:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
-    output = Path(args.output) if args.output else (
-        target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
     write_predictions(rows, output)
-    skipped = skip_summary(samples)["skipped_total"]
-    print(f"{len(rows)} predictions written to {output}" + (f" ({skipped} inputs skipped)" if skipped else ""))
+    counts = skip_summary(samples)
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["skipped"].items())
+    print(f"{len(rows)} predictions written to {output}; {counts['kept']} of {counts['total']} inputs read"
+          + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
     return 0
 
 
@@ -164,6 +177,7 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
 def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.config import load_config
+    from docvlm.runs import ensure_writable
 
     cfg = load_config(args.config, overrides)
     if args.action == "export":
@@ -171,6 +185,7 @@ def cmd_data(args, overrides: list[str]) -> int:
 
         if not args.output:
             raise DocVLMError("data export needs --output FOLDER")
+        ensure_writable(args.output)
         reports = export_data(cfg, Path(args.output), args.format)
         for label, report in reports.items():
             skipped = f" ({report['skipped_total']} skipped: {report['skipped']})" if report["skipped_total"] else ""
@@ -180,6 +195,7 @@ def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check
 
     output = Path(args.output) if args.output else cfg.run_dir / "data_check.json"
+    ensure_writable(output.parent)
     report = run_data_check(cfg, output, load_tokenizing(cfg))
     print(format_summary(report))
     print(f"report written to {output}")

@@ -35,7 +35,14 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[dict] = []
     indices = list(range(len(samples)))
-    bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress)
+    # As a context manager the bar ends its line even when a bad input stops the loop, so the
+    # error message that follows starts on a line of its own.
+    with tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress) as bar:
+        _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar)
+    return rows
+
+
+def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar):
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:
@@ -55,8 +62,6 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
                                                           Path(draw_dir) / f"{_file_stem(record.id)}.png"))
                 rows.append(row)
         bar.update(min(batch_size, len(indices) - start))
-    bar.close()
-    return rows
 
 
 def _file_stem(sample_id: str) -> str:

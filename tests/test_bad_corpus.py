@@ -175,3 +175,17 @@ def test_predict_error_mode_names_the_file(corpus, tmp_path, capsys, tiny_models
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and all(word in lines[0] for word in BAD_IMAGES[kind][2]), err
+
+
+def test_a_batch_of_only_undecodable_samples_does_not_stop_skip_mode(corpus, tmp_path, capsys, tiny_models):
+    # One sample per batch and enough steps to meet the truncated JPEG alone in a batch.
+    data = write_dataset(corpus, ["truncated"])
+    count = len(rows_for(["truncated"]))
+    args = train_args(tmp_path, tiny_models["qwen2_vl"], data, "--data.on_bad_sample", "skip")
+    args[args.index("--train.batch_size") + 1] = "1"
+    args[args.index("--train.max_steps") + 1] = str(count + 2)
+    args[args.index("--train.save_steps") + 1] = str(count + 2)
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "runs" / "run" / "data_report.json").read_text())["train:data/train"]
+    assert report["skipped"] == {"unreadable_image": 1} and report["kept"] == count - 1 == report["total"] - 1

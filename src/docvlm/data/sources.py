@@ -494,6 +494,29 @@ class ConcatSampleSet(SampleSet):
         raise IndexError(index)
 
 
+class SubstitutingSampleSet:
+    """The training view of a sample set in ``skip`` mode: a sample that fails to decode (counted
+    once in its dataset's report) is replaced by the next readable one, so no batch comes out empty
+    and training goes on. Evaluation and prediction read sets directly: there a skipped sample is
+    absent from the output, not replaced."""
+
+    def __init__(self, inner: SampleSet):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __getitem__(self, index: int) -> Sample:
+        for step in range(len(self.inner)):
+            sample = self.inner[(index + step) % len(self.inner)]
+            if sample is not None:
+                return sample
+        raise DataError("no training sample can be read: every image failed to decode (see the skip report)")
+
+
 def mixture_counts(weights: list[float], size: int) -> list[int]:
     """Samples drawn from each dataset: ``size`` shared in proportion to the weights, exactly.
 

@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from docvlm.config import Config, save_config
 from docvlm.data.schema import SkipReport
-from docvlm.data.sources import SampleSet, load_role
+from docvlm.data.sources import SampleSet, SubstitutingSampleSet, load_role
 from docvlm.errors import ConfigError, DataError, Interrupted
 from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
@@ -255,7 +255,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     trainer = DocVLMTrainer(
         model=model,
         args=training_arguments(cfg, run_dir, evaluating=capped_eval is not None),
-        train_dataset=train_set,
+        # In skip mode a sample that fails to decode is replaced, so no batch is ever empty.
+        train_dataset=SubstitutingSampleSet(train_set) if cfg.data.on_bad_sample == "skip" else train_set,
         eval_dataset=capped_eval,
         data_collator=collator,
         processing_class=loaded.processor,

@@ -189,3 +189,19 @@ def test_a_batch_of_only_undecodable_samples_does_not_stop_skip_mode(corpus, tmp
     assert code == 0, err
     report = json.loads((tmp_path / "runs" / "run" / "data_report.json").read_text())["train:data/train"]
     assert report["skipped"] == {"unreadable_image": 1} and report["kept"] == count - 1 == report["total"] - 1
+
+
+def test_too_long_sample_counts_once_in_its_split(corpus, tmp_path, capsys, tiny_models):
+    data = write_dataset(corpus, [])
+    with open(data / "train.jsonl", "a") as out:
+        out.write(json.dumps({"id": "long", "image": "images/good1.png", "text": "1 2 3 4 5 6 7 8 9 " * 20}) + "\n")
+    count = len(rows_for([])) + 1
+    args = train_args(tmp_path, tiny_models["qwen2_vl"], data, "--data.on_bad_sample", "skip",
+                      "--data.max_length", "80")
+    args[args.index("--train.max_steps") + 1] = "3"                 # three epochs of one batch each
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    reports = json.loads((tmp_path / "runs" / "run" / "data_report.json").read_text())
+    report = reports["train:data/train"]
+    assert report["skipped"] == {"too_long": 1} and report["kept"] == count - 1 and report["total"] == count
+    assert all(r["kept"] + r["skipped_total"] == r["total"] for r in reports.values())

@@ -118,7 +118,7 @@ def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokeni
         except BadSample as bad:
             # Counted as a skip like training would (kept + skipped = total), and listed.
             unreadable.append(str(bad))
-            samples.report.skip_kept((record.dataset, record.id, record.where), bad.reason, str(bad))
+            samples.report.skip_kept(record.key, bad.reason, str(bad))
             continue
         records.append(record)
         widths.append(image.width)

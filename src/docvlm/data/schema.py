@@ -66,11 +66,19 @@ class Record:
     def all_references(self) -> tuple[str, ...]:
         return self.references or ((self.target,) if self.target else ())
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identifies the sample within its dataset's skip report (counted once however often met)."""
+        return (self.dataset, self.id, self.where)
+
 
 @dataclass
 class Sample:
     record: Record
     image: Image.Image
+    report: "SkipReport | None" = None
+    """The skip report of the sample's dataset split, so a sample refused later (too long at
+    collation) moves from kept to skipped there, once."""
 
     # Shortcuts so collators read naturally.
     @property

@@ -373,12 +373,12 @@ class SampleSet:
     def __getitem__(self, index: int) -> Sample | None:
         record = self.records[index]
         try:
-            return Sample(record=record, image=self.load_image(record))
+            return Sample(record=record, image=self.load_image(record), report=self.report)
         except BadSample as bad:
             if self.on_bad == "error":
                 raise
             # Counted once, and no longer as kept: data_report.json must add up.
-            if self.report.skip_kept((record.dataset, record.id, record.where), bad.reason, str(bad)):
+            if self.report.skip_kept(record.key, bad.reason, str(bad)):
                 log.warning("skipped: %s", bad)
             return None
 

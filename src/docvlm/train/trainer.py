@@ -246,10 +246,9 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    # Over-long samples are only found when a batch is tokenized; in skip mode they are counted here.
+    # Over-long samples are only found when a batch is tokenized; in skip mode they are counted in
+    # their dataset's report (this one only takes samples that come without one).
     too_long_report = SkipReport() if cfg.data.on_bad_sample == "skip" else None
-    if too_long_report is not None:
-        reports["train:too_long_at_collation"] = too_long_report
     collator = TrainingCollator(chat, cfg.data.max_length, cfg.data.warn_visual_tokens, too_long_report)
     capped_eval = eval_set.head(cfg.train.eval_max_samples) if eval_set is not None else None
     trainer = DocVLMTrainer(

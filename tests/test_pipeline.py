@@ -162,6 +162,7 @@ def test_evaluate_scores_base_and_tuned(lora_run, capsys):
     assert main(["evaluate", str(cfg.run_dir), "--evaluate.bootstrap_resamples", "50"]) == 0
     table = capsys.readouterr().out
     assert "lines/test" in table and "CER" in table and "WER" in table and "[" in table  # CIs printed
+    assert "lines/test: scored 6 samples; 0 skipped" in table
     metrics_file = json.loads((cfg.run_dir / "metrics" / "test.json").read_text())
     assert not (cfg.run_dir / "metrics" / "lines-test.json").exists()
     metrics = metrics_file["datasets"]["lines"]

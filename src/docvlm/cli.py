@@ -70,6 +70,8 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
         summary = format_summary(result)
         if summary:
             print(summary)
+        print(f"{result['dataset']}/{result['split']}: scored {result['n']} samples; "
+              f"{result.get('skipped', 0)} skipped")
     print(f"metrics written to {Path(args.run) / 'metrics'}")
     return 0
 

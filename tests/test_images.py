@@ -120,3 +120,29 @@ def test_index_time_skips_print_one_line(tmp_path, caplog):
         _load(_manifest(tmp_path, {"dot": "dot.png", "gone": "missing.png"}), on_bad_sample="skip")
     lines = [r.getMessage() for r in caplog.records if "kept" in r.getMessage()]
     assert lines == ["dataset 'd' split 'test': kept 1 of 3; skipped 2 (missing_image: 1, too_small: 1)"]
+
+
+def test_padded_wide_line_passes_the_qwen_processor_that_refuses_it_raw(tiny_models):
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    image_processor = AutoProcessor.from_pretrained(str(tiny_models["qwen2_vl"])).image_processor
+    wide = Image.new("RGB", (2020, 10), "white")
+    with pytest.raises(ValueError, match="aspect ratio must be smaller than 200"):
+        image_processor(images=[wide])
+    padded = fit_geometry(wide, ImageChecks(wide_images="pad"), "x")
+    assert image_processor(images=[padded])["pixel_values"].shape[0] > 0
+
+
+def test_bomb_as_a_page_image_is_named_or_counted(tmp_path, bomb):
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "fixtures" / "layout" / "page2013.xml"
+    shutil.copy(fixture, tmp_path / "p.xml")
+    shutil.copy(bomb, tmp_path / "page2013.png")
+    dataset = DatasetConfig(name="d", source=str(tmp_path), format="page", train_split="train",
+                            eval_split=None, test_split=None)
+    with pytest.raises(DataError, match=r"p.xml.*page2013.png too large to decode safely"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))
+    skipped = load_split(dataset, "train", DataConfig(datasets=[dataset], on_bad_sample="skip"))
+    assert len(skipped) == 0 and skipped.report.skipped["decompression_bomb"] >= 1

@@ -107,3 +107,18 @@ def test_ctrl_c_writes_summary_and_says_how_to_resume(tiny_models, lines_dir, tm
     assert main(["train", str(cfg.run_dir / "config.yaml"), "--resume"]) == 0
     out = capsys.readouterr()
     assert "trained 4 steps" in out.out and "no sample skipped" in out.out
+
+
+def test_a_new_run_never_overwrites_a_different_config_silently(tmp_path, tiny_models, lines_dir, caplog):
+    from docvlm.train.resume import save_run_config
+
+    first = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *FAST)
+    first.run_dir.mkdir(parents=True)
+    save_run_config(first, first.run_dir)
+    save_run_config(first, first.run_dir)                            # the same config: nothing kept
+    assert not (first.run_dir / "config.previous.yaml").exists()
+    second = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *FAST, "--train.learning_rate", "0.5")
+    with caplog.at_level("WARNING", logger="docvlm"):
+        save_run_config(second, first.run_dir)
+    assert yaml.safe_load((first.run_dir / "config.previous.yaml").read_text())["train"]["learning_rate"] == 0.001
+    assert "kept as" in caplog.text

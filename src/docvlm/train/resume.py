@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from docvlm.config import Config, save_config, to_dict
+from docvlm.config import Config, config_yaml, save_config, to_dict
 from docvlm.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,17 @@ def check_resume_config(cfg: Config, run_dir: Path, force: bool) -> None:
     shutil.copy2(path, kept)
     save_config(cfg, path)
     log.warning("resuming with a changed config (%s); the previous one is kept as %s", described, kept)
+
+
+def save_run_config(cfg: Config, run_dir: Path) -> None:
+    """Write the run's ``config.yaml`` for a new run; a different one already there (a run that
+    stopped before its first checkpoint) is kept as ``config.previous.yaml``, and the user told."""
+    path = run_dir / "config.yaml"
+    if path.is_file() and path.read_text(encoding="utf-8") != config_yaml(cfg):
+        kept = _next_free(run_dir / "config.previous.yaml")
+        shutil.copy2(path, kept)
+        log.warning("%s held another config; it is kept as %s", path, kept)
+    save_config(cfg, path)
 
 
 def _next_free(path: Path) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from docvlm.config import Config, save_config
+from docvlm.config import Config
 from docvlm.data.schema import SkipReport
 from docvlm.data.sources import SampleSet, SubstitutingSampleSet, load_role
 from docvlm.errors import ConfigError, DataError, Interrupted
@@ -27,7 +27,8 @@ from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
 from docvlm.runs import ensure_writable, environment, write_json
-from docvlm.train.resume import check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint
+from docvlm.train.resume import (check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint,
+                                 save_run_config)
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _prepare_run_dir(cfg: Config, resume: bool, force: bool = False) -> Path:
     if resume:
         check_resume_config(cfg, run_dir, force)
     else:
-        save_config(cfg, run_dir / "config.yaml")
+        save_run_config(cfg, run_dir)
     write_json(run_dir / "env.json", environment())
     return run_dir
 

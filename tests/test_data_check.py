@@ -82,7 +82,8 @@ def test_check_finds_a_page_in_two_splits(tmp_path):
         (tmp_path / "set" / split / "p.xml").write_text(xml, encoding="utf-8")
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(
             tmp_path / "set" / split / "page2013.png")
-    cfg = config(tmp_path, tmp_path / "no-model", tmp_path / "set", "--data.datasets.0.eval_split", "null")
+    # A hub id that cannot load offline: lengths in characters (a missing folder is a config error).
+    cfg = config(tmp_path, "nobody/no-model", tmp_path / "set", "--data.datasets.0.eval_split", "null")
     leakage = check_data(cfg, None)["leakage"]
     assert leakage["pages"]["count"] == 4 * 4  # every train line pairs with every test line of that page
     assert leakage["exact"]["count"] == 3  # the three unchanged lines

@@ -108,12 +108,15 @@ def test_weighted_mixture_from_config(lines_dir):
 
 
 def test_bad_weights_are_refused(lines_dir):
-    data = load_config(None, ["--data.mixture", "weighted", "--data.datasets",
-                              f"[{{name: a, source: {lines_dir}, weight: 0}}]"]).data
-    from docvlm.errors import DataError
+    overrides = ["--data.mixture", "weighted", "--data.datasets", f"[{{name: a, source: {lines_dir}, weight: 0}}]"]
+    from docvlm.errors import ConfigError, DataError
 
+    # By the config's validation, before any command starts...
+    with pytest.raises(ConfigError, match="a weighted mixture needs weights >= 0, not all 0"):
+        load_config(None, overrides)
+    # ...and still by the mixture itself for a config built without it.
     with pytest.raises(DataError, match="weights must be >= 0 and not all 0"):
-        load_role(data, "train")
+        load_role(load_config(None, overrides, check=False).data, "train")
 
 
 def make_line_folder(lines_dir, root: Path) -> Path:

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from docvlm.cli import main
+from docvlm.errors import Interrupted
 from docvlm.evaluate.metrics import cer
 from docvlm.models.families import FAMILIES
 from docvlm.models.loading import load_base, load_tuned
@@ -98,7 +99,7 @@ def test_resume_after_kill_equals_uninterrupted(tiny_models, lines_dir, tmp_path
     straight = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *common, "--run_name", "straight")
     run_training(straight)
     killed = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, *common, "--run_name", "killed")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):  # Ctrl-C: the run says what it kept and how to resume
         run_training(killed, extra_callbacks=[StopAfter(2)])
     assert (killed.run_dir / "checkpoints" / "checkpoint-2").is_dir()
     assert not (killed.run_dir / "checkpoints" / "checkpoint-4").exists()
@@ -161,6 +162,7 @@ def test_evaluate_scores_base_and_tuned(lora_run, capsys):
     assert main(["evaluate", str(cfg.run_dir), "--evaluate.bootstrap_resamples", "50"]) == 0
     table = capsys.readouterr().out
     assert "lines/test" in table and "CER" in table and "WER" in table and "[" in table  # CIs printed
+    assert "lines/test: scored 6 samples; 0 skipped" in table
     metrics_file = json.loads((cfg.run_dir / "metrics" / "test.json").read_text())
     assert not (cfg.run_dir / "metrics" / "lines-test.json").exists()
     metrics = metrics_file["datasets"]["lines"]

@@ -13,9 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, Interrupted
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -35,9 +36,15 @@ def cmd_train(args, overrides: list[str]) -> int:
     from docvlm.train.trainer import run_training
 
     cfg = load_config(args.config, overrides)
-    summary = run_training(cfg, resume=args.resume)
+    if args.force and not args.resume:
+        raise DocVLMError("--force goes with --resume")
+    summary = run_training(cfg, resume=args.resume, force=args.force)
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
           f"weights in {summary['saved_to']}; best eval CER: {summary['best_eval_cer']}")
+    for line in summary.get("skipped", {}).values():
+        print(line)
+    if not summary.get("skipped"):
+        print("no sample skipped")
     return 0
 
 
@@ -52,13 +59,19 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
         raise DocVLMError("--metric, --task, --baseline, --output and --per-sample go with --predictions; a run "
                           "is scored with the metrics of each dataset's task")
     from docvlm.evaluate.run import evaluate_run
+    from docvlm.runs import ensure_writable
 
+    if Path(args.run).is_dir():
+        for folder in ("predictions", "metrics"):
+            ensure_writable(Path(args.run) / folder)
     results = evaluate_run(args.run, overrides)
     print(format_table(results))
     for result in results:
         summary = format_summary(result)
         if summary:
             print(summary)
+        print(f"{result['dataset']}/{result['split']}: scored {result['n']} samples; "
+              f"{result.get('skipped', 0)} skipped")
     print(f"metrics written to {Path(args.run) / 'metrics'}")
     return 0
 
@@ -73,6 +86,10 @@ def _evaluate_predictions(args, overrides: list[str]) -> int:
     if args.metric and args.task:
         raise DocVLMError("give --metric or --task, not both")
     cfg = load_config(None, overrides).evaluate
+    if args.output:
+        from docvlm.runs import ensure_writable
+
+        ensure_writable(Path(args.output).parent)
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else None
     report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline, task=args.task,
                                   per_sample=args.per_sample)
@@ -108,10 +125,15 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import ChatFormat, pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
-    from docvlm.runs import load_run_config
+    from docvlm.runs import ensure_writable, load_run_config
 
     target = Path(args.model)
     cfg = load_run_config(target, overrides) if is_run_dir(target) else None
+    output = Path(args.output) if args.output else (
+        target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
+    # Fail on an unwritable output before the model is loaded and every input is read.
+    for folder in [output.parent] + ([Path(args.draw)] if args.draw else []):
+        ensure_writable(folder)
     loaded = load_tuned(args.model, cfg.model if cfg else None)
     # Default: the pixel budget saved with the weights, i.e. the one the model was trained with.
     saved = pixel_budget_of(loaded.processor, loaded.spec)
@@ -151,11 +173,11 @@ def cmd_predict(args, overrides: list[str]) -> int:
             return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
-    output = Path(args.output) if args.output else (
-        target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
     write_predictions(rows, output)
-    skipped = skip_summary(samples)["skipped_total"]
-    print(f"{len(rows)} predictions written to {output}" + (f" ({skipped} inputs skipped)" if skipped else ""))
+    counts = skip_summary(samples)
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["skipped"].items())
+    print(f"{len(rows)} predictions written to {output}; {counts['kept']} of {counts['total']} inputs read"
+          + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
     return 0
 
 
@@ -168,6 +190,7 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
 def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.config import load_config
+    from docvlm.runs import ensure_writable
 
     cfg = load_config(args.config, overrides)
     if args.action == "export":
@@ -175,6 +198,7 @@ def cmd_data(args, overrides: list[str]) -> int:
 
         if not args.output:
             raise DocVLMError("data export needs --output FOLDER")
+        ensure_writable(args.output)
         reports = export_data(cfg, Path(args.output), args.format)
         for label, report in reports.items():
             skipped = f" ({report['skipped_total']} skipped: {report['skipped']})" if report["skipped_total"] else ""
@@ -184,6 +208,7 @@ def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check
 
     output = Path(args.output) if args.output else cfg.run_dir / "data_check.json"
+    ensure_writable(output.parent)
     report = run_data_check(cfg, output, load_tokenizing(cfg))
     print(format_summary(report))
     print(f"report written to {output}")
@@ -200,7 +225,9 @@ def cmd_config(args, overrides: list[str]) -> int:
         for key, type_name, default, doc in field_docs():
             print(f"{key}  ({type_name}, default {default!r})\n    {doc}")
         return 0
-    cfg = load_config(args.config, overrides)
+    # "show" prints a config as written even when it is not valid yet (demo.yaml's model folder
+    # exists only once the demo has built it); "check" validates.
+    cfg = load_config(args.config, overrides, check=args.action == "check")
     if args.action == "check":
         print(f"{args.config}: valid")
         return 0
@@ -218,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="fine-tune a model as a config says; writes a run folder")
     train.add_argument("config", help="YAML config file")
-    train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last complete checkpoint")
+    train.add_argument("--force", action="store_true",
+                       help="with --resume: go on although schedule-changing settings differ from the saved config")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser(
@@ -325,12 +354,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.func(args, extra)
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DocVLMError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        # A file that cannot be read or written (read-only folder, full disk): one line, no traceback.
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _os_error(error: OSError) -> str:
+    names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+    return f"{names}: {error.strerror}" if names and error.strerror else str(error)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,15 @@ class DataConfig:
     max_target_length: int = 1000
     """``data check`` reports targets longer than this (in tokens of the model's tokenizer when it
     loads, else characters)."""
+    min_image_side: int = 8
+    """Images (or line crops) narrower or lower than this many pixels are bad samples (an error, or
+    a counted skip): a 1x1 image holds no text a model could learn from."""
+    max_aspect_ratio: float = 200.0
+    """Longest side / shortest side above which an image is a bad sample: Qwen-VL's processor
+    refuses images beyond 200, and other families squash such a line to nothing readable."""
+    wide_images: Literal["reject", "pad"] = "reject"
+    """An image beyond ``max_aspect_ratio``: ``reject`` (bad sample) or ``pad`` (white margins on its
+    short side until the ratio is allowed; the text is not rescaled)."""
 
 
 @dataclass
@@ -431,8 +440,9 @@ def to_dict(config: Any) -> dict:
 # YAML files and command-line overrides
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or the defaults) and apply ``--dotted.key value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, check: bool = True) -> Config:
+    """Read a YAML config (or the defaults), apply ``--dotted.key value`` overrides and
+    :func:`validate` it (``check=False`` only to show a config as written)."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -447,7 +457,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for key, value in parse_overrides(overrides or []):
         set_dotted(data, key, value)
     try:
-        return from_dict(Config, data)
+        config = from_dict(Config, data)
+        if check:
+            validate(config)
+        return config
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
 
@@ -523,6 +536,148 @@ def config_yaml(config: Config) -> str:
 
 def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(config_yaml(config), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: every rule on values and their combinations, in one place, so that
+# ``docvlm config check`` is true and every command stops before any work starts.
+
+
+def validate(config: Config) -> None:
+    """Raise ``ConfigError`` naming the first key whose value (alone or with others) cannot work."""
+    problems = [*_model_problems(config.model), *_tuning_problems(config.tuning),
+                *_data_problems(config.data), *_train_problems(config), *_generation_problems(config.generation),
+                *_evaluate_problems(config.evaluate)]
+    if problems:
+        key, message = problems[0]
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise ConfigError(f"config key '{key}': {message}{more}")
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+"""A Hugging Face repo id: ``name`` or ``owner/name`` (letters, digits, ``._-``)."""
+
+
+def _model_problems(model: ModelConfig) -> list[tuple[str, str]]:
+    path = model.name_or_path
+    if not path.strip():
+        return [("model.name_or_path", "is empty (a hub id such as Qwen/Qwen2-VL-2B-Instruct, or a folder)")]
+    if Path(path).is_dir():
+        return []
+    first = Path(path).parts[0]
+    # "runs/x" is a hub id in form, but when ./runs exists the user means the local folder.
+    looks_local = path.startswith(("/", ".", "~")) or "\\" in path or Path(first).is_dir()
+    if looks_local or not HUB_ID.match(path) or ".." in path or "--" in path:
+        return [("model.name_or_path", f"'{path}' is neither an existing folder nor a hub id (owner/name)")]
+    return []
+
+
+def _tuning_problems(tuning: TuningConfig) -> list[tuple[str, str]]:
+    lora, problems = tuning.lora, []
+    if tuning.method in ("lora", "qlora"):
+        if lora.r < 1:
+            problems.append(("tuning.lora.r", f"must be >= 1, got {lora.r}"))
+        if lora.alpha <= 0:
+            problems.append(("tuning.lora.alpha", f"must be > 0, got {lora.alpha}"))
+        if not 0 <= lora.dropout < 1:
+            problems.append(("tuning.lora.dropout", f"must be in [0, 1), got {lora.dropout}"))
+    if tuning.freeze_vision and tuning.freeze_projector and tuning.freeze_language:
+        problems.append(("tuning.freeze_language", "every component is frozen: nothing would be trained"))
+    return problems
+
+
+def _data_problems(data: DataConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not data.datasets:
+        return [("data.datasets", "is empty: give at least one dataset")]
+    names = [d.name for d in data.datasets]
+    for index, dataset in enumerate(data.datasets):
+        problems += _dataset_problems(dataset, f"data.datasets.{index}")
+        if names.count(dataset.name) > 1:
+            problems.append((f"data.datasets.{index}.name", f"'{dataset.name}' is used by two datasets "
+                                                            "(names label files and tables)"))
+    positive = {"max_length": data.max_length, "mixture_size": data.mixture_size,
+                "warn_visual_tokens": data.warn_visual_tokens, "max_target_length": data.max_target_length,
+                "min_image_side": data.min_image_side}
+    problems += [(f"data.{key}", f"must be >= 1, got {value}") for key, value in positive.items()
+                 if value is not None and value < 1]
+    if data.max_aspect_ratio < 1:
+        problems.append(("data.max_aspect_ratio", f"must be >= 1, got {data.max_aspect_ratio}"))
+    weights = [d.weight for d in data.datasets]
+    if data.mixture == "weighted" and (any(w < 0 for w in weights) or sum(weights) <= 0):
+        problems.append(("data.datasets.N.weight", f"a weighted mixture needs weights >= 0, not all 0; got {weights}"))
+    return problems
+
+
+def _dataset_problems(dataset: DatasetConfig, key: str) -> list[tuple[str, str]]:
+    problems = []
+    if dataset.weight < 0:
+        problems.append((f"{key}.weight", f"must be >= 0, got {dataset.weight}"))
+    for name in ("min_pixels", "max_pixels"):
+        value = getattr(dataset, name)
+        if value is not None and value < 1:
+            problems.append((f"{key}.{name}", f"must be >= 1, got {value}"))
+    if dataset.min_pixels and dataset.max_pixels and dataset.min_pixels > dataset.max_pixels:
+        problems.append((f"{key}.min_pixels", f"{dataset.min_pixels} is above max_pixels ({dataset.max_pixels})"))
+    if dataset.line_padding < 0:
+        problems.append((f"{key}.line_padding", f"must be >= 0, got {dataset.line_padding}"))
+    ratios = dataset.split_ratios
+    if ratios is not None and (len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0):
+        problems.append((f"{key}.split_ratios", f"must be three non-negative numbers [train, validation, test], "
+                                                f"got {ratios}"))
+    for role in ("train", "eval", "test"):
+        select = getattr(dataset, f"{role}_select")
+        if select and not re.fullmatch(r"\s*\d*\s*:\s*\d*\s*|\s*\d+\s*", select):
+            problems.append((f"{key}.{role}_select", f"'{select}' is not a row range like '0:1000', ':100' or '100'"))
+        elif select and ":" in select and all(p.strip() for p in select.split(":")) and \
+                int(select.split(":")[0]) > int(select.split(":")[1]):
+            problems.append((f"{key}.{role}_select", f"'{select}' ends before it starts"))
+    return problems
+
+
+def _train_problems(config: Config) -> list[tuple[str, str]]:
+    t, problems = config.train, []
+    if not t.learning_rate > 0:
+        problems.append(("train.learning_rate", f"must be > 0, got {t.learning_rate:g}"))
+    at_least_one = {"batch_size": t.batch_size, "gradient_accumulation_steps": t.gradient_accumulation_steps,
+                    "logging_steps": t.logging_steps, "save_steps": t.save_steps,
+                    "save_total_limit": t.save_total_limit, "eval_max_samples": t.eval_max_samples}
+    problems += [(f"train.{key}", f"must be >= 1, got {value}") for key, value in at_least_one.items() if value < 1]
+    if t.max_steps == 0 or t.max_steps < -1:
+        problems.append(("train.max_steps", f"must be >= 1, or -1 to train num_epochs; got {t.max_steps}"))
+    if t.max_steps == -1 and not t.num_epochs > 0:
+        problems.append(("train.num_epochs", f"must be > 0 when max_steps is -1, got {t.num_epochs:g}"))
+    non_negative = {"weight_decay": t.weight_decay, "warmup": t.warmup, "max_grad_norm": t.max_grad_norm,
+                    "eval_steps": t.eval_steps, "dataloader_workers": t.dataloader_workers}
+    problems += [(f"train.{key}", f"must be >= 0, got {value}") for key, value in non_negative.items() if value < 0]
+    evaluating = t.eval_steps > 0 and any(d.eval_split for d in config.data.datasets)
+    if evaluating and t.save_steps >= 1 and t.save_steps % t.eval_steps:
+        problems.append(("train.save_steps", f"({t.save_steps}) must be a multiple of train.eval_steps "
+                                             f"({t.eval_steps}) so that every checkpoint has a score to rank it by"))
+    return problems
+
+
+def _generation_problems(generation: GenerationConfig) -> list[tuple[str, str]]:
+    values = {"max_new_tokens": generation.max_new_tokens, "batch_size": generation.batch_size,
+              "num_beams": generation.num_beams}
+    return [(f"generation.{key}", f"must be >= 1, got {value}") for key, value in values.items() if value < 1]
+
+
+def _evaluate_problems(evaluate: EvalConfig) -> list[tuple[str, str]]:
+    problems = []
+    if evaluate.max_samples is not None and evaluate.max_samples < 1:
+        problems.append(("evaluate.max_samples", f"must be >= 1, got {evaluate.max_samples}"))
+    if evaluate.bootstrap_resamples < 0:
+        problems.append(("evaluate.bootstrap_resamples", "must be >= 0"))
+    if not 0 < evaluate.confidence < 1:
+        problems.append(("evaluate.confidence", "must be between 0 and 1"))
+    if evaluate.relaxed_tolerance < 0:
+        problems.append(("evaluate.relaxed_tolerance", "must be >= 0"))
+    if not 0 <= evaluate.anls_threshold <= 1:
+        problems.append(("evaluate.anls_threshold", "must be between 0 and 1"))
+    problems += [(f"evaluate.{key}", "must be >= 0") for key in ("worst", "top_confusions")
+                 if getattr(evaluate, key) < 0]
+    return problems
 
 
 # --------------------------------------------------------------------------------------------

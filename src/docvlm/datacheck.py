@@ -70,6 +70,8 @@ class Tokenizing:
     chat: Any
 
     def text_lengths(self, texts: list[str]) -> list[int]:
+        if not texts:  # the tokenizer fails on an empty batch (IndexError), and a split may be empty
+            return []
         return [len(ids) for ids in self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
@@ -109,15 +111,16 @@ def check_data(cfg: Config, tokenizing: Tokenizing | None) -> dict:
 
 def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokenizing | None,
                  seen: list[Seen], characters: Counter) -> dict:
-    records = samples.records
-    widths, heights, sizes, unreadable, page_hashes = [], [], [], [], {}
-    for index, record in enumerate(records):
+    widths, heights, sizes, unreadable, page_hashes, records = [], [], [], [], {}, []
+    for index, record in enumerate(samples.records):
         try:
             image = samples.load_image(record)
         except BadSample as bad:
+            # Counted as a skip like training would (kept + skipped = total), and listed.
             unreadable.append(str(bad))
-            sizes.append(None)
+            samples.report.skip_kept(record.key, bad.reason, str(bad))
             continue
+        records.append(record)
         widths.append(image.width)
         heights.append(image.height)
         sizes.append(image.size)
@@ -134,6 +137,7 @@ def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokeni
                 if n > cfg.data.max_target_length]
     summary = {
         "samples": len(records),
+        "total": samples.report.total,
         "skipped": samples.report.as_dict()["skipped"],
         "adjusted": dict(samples.report.adjusted),
         "unread_files": dict(samples.report.unread_files),
@@ -255,7 +259,8 @@ def format_summary(report: dict) -> str:
     for label, split in report["splits"].items():
         skipped = sum(split["skipped"].values())
         reasons = f" {split['skipped']}" if skipped else ""
-        line = (f"{label}: {split['samples']} samples, {skipped} skipped{reasons}, "
+        line = (f"{label}: {split['samples']} samples (of {split.get('total', split['samples'])}), "
+                f"{skipped} skipped{reasons}, "
                 f"{split['unreadable_images']} unreadable images, {len(split['groups'])} groups; "
                 f"target length {split['target_length']['min']}-{split['target_length']['max']} "
                 f"(mean {split['target_length']['mean']}, {split['target_length']['over_limit']} over the limit)")

@@ -20,3 +20,11 @@ class DataError(DocVLMError):
 
 class ModelError(DocVLMError):
     """A model folder, hub id or family that cannot be loaded as asked."""
+
+
+class Interrupted(DocVLMError):
+    """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""
+
+
+class OutputError(DocVLMError):
+    """An output file or folder that cannot be written (read-only, full disk, not a folder)."""

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from docvlm.config import Config, load_config
-from docvlm.errors import ConfigError
+from docvlm.errors import ConfigError, OutputError
+
 
 PACKAGES = ("docvlm", "torch", "torchvision", "transformers", "peft", "accelerate", "datasets", "tokenizers")
 
@@ -30,6 +31,19 @@ def write_json(path: str | Path, data: Any) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` and prove a file can be written in it, before any work that writes there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".docvlm-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"cannot write to {folder}: {error.strerror or error}") from None
+    return folder
 
 
 def environment() -> dict:

@@ -456,7 +456,9 @@ def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: s
             return str(path), image.size
     except FileNotFoundError:
         raise BadSample("missing_image", f"{where}: page image {path} not found") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise BadSample("decompression_bomb", f"{where}: page image {path} too large to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise BadSample("unreadable_image", f"{where}: page image {path} cannot be read ({error})") from None
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from PIL import Image
 
 from docvlm.config import DataConfig, DatasetConfig
-from docvlm.data.schema import (BadSample, LineCrop, PixelBudget, Record, Sample, SkipReport, check_image_header,
-                                crop_line, open_image, resolve_inside)
+from docvlm.data.schema import (BadSample, ImageChecks, LineCrop, PixelBudget, Record, Sample, SkipReport,
+                                check_geometry, check_image_header, crop_line, fit_geometry, open_image,
+                                resolve_inside)
 from docvlm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,9 @@ def _question(dataset: DatasetConfig, value: Any, where: str) -> str:
 
 def _decode_hf_image(value: Any, where: str) -> Image.Image:
     if isinstance(value, Image.Image):
-        return value.convert("RGB")
+        from docvlm.data.schema import to_rgb
+
+        return to_rgb(value)
     if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
         source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
         return open_image(source, where)
@@ -338,12 +341,13 @@ class SampleSet:
     """
 
     def __init__(self, records: list[Record], hf_table: Any = None, image_column: str = "image",
-                 on_bad: str = "error", report: SkipReport | None = None):
+                 on_bad: str = "error", report: SkipReport | None = None, checks: ImageChecks = ImageChecks()):
         self.records = records
         self.hf_table = hf_table
         self.image_column = image_column
         self.on_bad = on_bad
         self.report = report or SkipReport(total=len(records), kept=len(records))
+        self.checks = checks
 
     def __len__(self) -> int:
         return len(self.records)
@@ -352,26 +356,35 @@ class SampleSet:
         """The first ``limit`` samples (all when ``limit`` is None), sharing the image source."""
         if limit is None or len(self) <= limit:
             return self
-        return SampleSet(self.records[:limit], self.hf_table, self.image_column, self.on_bad, self.report)
+        return SampleSet(self.records[:limit], self.hf_table, self.image_column, self.on_bad, self.report,
+                         self.checks)
 
     def load_image(self, record: Record) -> Image.Image:
+        """The sample's image, decoded, and checked (or padded) against ``self.checks``."""
         if isinstance(record.image_ref, LineCrop):
-            return crop_line(record.image_ref, record.where)
-        if isinstance(record.image_ref, str):
-            return open_image(record.image_ref, f"{record.where}: image {record.image_ref}")
-        value = self.hf_table[int(record.image_ref)][self.image_column]
-        return _decode_hf_image(value, f"{record.where}: field '{self.image_column}'")
+            image = crop_line(record.image_ref, record.where)
+        elif isinstance(record.image_ref, str):
+            image = open_image(record.image_ref, f"{record.where}: image {record.image_ref}")
+        else:
+            value = self.hf_table[int(record.image_ref)][self.image_column]
+            image = _decode_hf_image(value, f"{record.where}: field '{self.image_column}'")
+        return fit_geometry(image, self.checks, record.where)
 
     def __getitem__(self, index: int) -> Sample | None:
         record = self.records[index]
         try:
-            return Sample(record=record, image=self.load_image(record))
+            return Sample(record=record, image=self.load_image(record), report=self.report)
         except BadSample as bad:
             if self.on_bad == "error":
                 raise
-            self.report.skip(bad.reason, str(bad))
-            log.warning("skipped: %s", bad)
+            # Counted once, and no longer as kept: data_report.json must add up.
+            if self.report.skip_kept(record.key, bad.reason, str(bad)):
+                log.warning("skipped: %s", bad)
             return None
+
+
+def image_checks(data: DataConfig) -> ImageChecks:
+    return ImageChecks(data.min_image_side, data.max_aspect_ratio, data.wide_images)
 
 
 def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet | None:
@@ -382,11 +395,45 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
         raise DataError(f"dataset '{dataset.name}': 'source' is empty (a hub id, a folder or a .jsonl manifest)")
     report = SkipReport()
     fmt = source_format(dataset)
-    if fmt != "hf":
-        records = _index_files(fmt, dataset, role, report, data.on_bad_sample)
-        return SampleSet(records, None, dataset.image_column, data.on_bad_sample, report)
-    records, table = index_hf(dataset, role, report, data.on_bad_sample)
-    return SampleSet(records, table, dataset.image_column, data.on_bad_sample, report)
+    table = None
+    try:
+        if fmt != "hf":
+            records = _index_files(fmt, dataset, role, report, data.on_bad_sample)
+        else:
+            records, table = index_hf(dataset, role, report, data.on_bad_sample)
+    except DataError as error:
+        if not report.skipped or isinstance(error, BadSample):
+            raise
+        # What was skipped on the way is usually the real cause (a malformed XML, then "no split").
+        raise DataError(f"{error}; {_skip_cause(report)}") from None
+    records = _screen_geometry(records, image_checks(data), report, data.on_bad_sample)
+    if report.skipped:
+        log.warning("%s", report.one_line(f"dataset '{dataset.name}' split '{split_name(dataset, role)}'"))
+    return SampleSet(records, table, dataset.image_column, data.on_bad_sample, report, image_checks(data))
+
+
+def _skip_cause(report: SkipReport) -> str:
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common())
+    first = f", e.g. {report.examples[0]}" if report.examples else ""
+    return f"skipped on the way: {reasons}{first}"
+
+
+def _screen_geometry(records: list[Record], checks: ImageChecks, report: SkipReport, on_bad: str) -> list[Record]:
+    """Refuse (or skip) images whose size is known without decoding them (file headers, line boxes)
+    and that no processor can use; Hugging Face images are checked when decoded."""
+    kept = []
+    for record in records:
+        try:
+            if isinstance(record.image_ref, LineCrop):
+                left, top, right, bottom = record.image_ref.box
+                check_geometry((right - left, bottom - top), checks, record.where)
+            elif isinstance(record.image_ref, str):
+                check_geometry(check_image_header(record.image_ref, record.where), checks, record.where)
+            kept.append(record)
+        except BadSample as bad:
+            _handle_bad(bad, report, on_bad)
+            report.kept -= 1
+    return kept
 
 
 def _index_files(fmt: str, dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str) -> list[Record]:
@@ -445,6 +492,29 @@ class ConcatSampleSet(SampleSet):
             if index >= offset:
                 return part[index - offset]
         raise IndexError(index)
+
+
+class SubstitutingSampleSet:
+    """The training view of a sample set in ``skip`` mode: a sample that fails to decode (counted
+    once in its dataset's report) is replaced by the next readable one, so no batch comes out empty
+    and training goes on. Evaluation and prediction read sets directly: there a skipped sample is
+    absent from the output, not replaced."""
+
+    def __init__(self, inner: SampleSet):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __getitem__(self, index: int) -> Sample:
+        for step in range(len(self.inner)):
+            sample = self.inner[(index + step) % len(self.inner)]
+            if sample is not None:
+                return sample
+        raise DataError("no training sample can be read: every image failed to decode (see the skip report)")
 
 
 def mixture_counts(weights: list[float], size: int) -> list[int]:

@@ -215,6 +215,7 @@ def load_tuned(path: str | Path, base_cfg: ModelConfig | None = None) -> Loaded:
     trained with is the one used here.
     """
     path = Path(path)
+    _explain_missing(path)
     if is_run_dir(path):
         path = path / ADAPTER_DIR if (path / ADAPTER_DIR).is_dir() else path / MODEL_DIR
     adapter_config = path / "adapter_config.json"
@@ -232,6 +233,25 @@ def load_tuned(path: str | Path, base_cfg: ModelConfig | None = None) -> Loaded:
     loaded = load_base(ModelConfig(**{**cfg.__dict__, "name_or_path": str(path)}))
     loaded.model.eval()
     return loaded
+
+
+def _explain_missing(path: Path) -> None:
+    """Name the real cause when ``path`` cannot hold a model, before transformers reports it as a
+    hub connection error or an "Unrecognized model"."""
+    if (path / "config.yaml").is_file() and not is_run_dir(path) and not (path / "config.json").is_file():
+        checkpoints = sorted((path / "checkpoints").glob("checkpoint-*"))
+        state = "was interrupted" if (path / "train_summary.json").is_file() else "did not finish (or crashed)"
+        hint = (f"resume it with: docvlm train {path / 'config.yaml'} --resume, or use a checkpoint folder "
+                f"such as {checkpoints[-1]}" if checkpoints else "no checkpoint was written; train it again")
+        raise ModelError(f"{path} is a run folder without trained weights (no {ADAPTER_DIR}/ or {MODEL_DIR}/): "
+                         f"its training {state}; {hint}")
+    if path.exists():
+        return
+    text = str(path)
+    local = text.startswith((".", "/", "~")) or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()) \
+        or len(path.parts) > 2
+    if local:
+        raise ModelError(f"model not found: there is no folder {path}")
 
 
 def _first_line(error: Exception) -> str:

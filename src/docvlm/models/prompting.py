@@ -201,8 +201,13 @@ class TrainingCollator:
         if too_long:
             if self.skip_report is None:
                 raise DataError(too_long[0][1])
-            for _, message in too_long:
-                self.skip_report.skip("too_long", message)
+            for row, message in too_long:
+                # Counted in the sample's own dataset report (kept -> skipped, once per sample,
+                # however many epochs meet it); samples made outside a SampleSet count here.
+                if samples[row].report is not None:
+                    samples[row].report.skip_kept(samples[row].record.key, "too_long", message)
+                else:
+                    self.skip_report.skip("too_long", message)
             dropped = {row for row, _ in too_long}
             samples = [s for row, s in enumerate(samples) if row not in dropped]
             if not samples:

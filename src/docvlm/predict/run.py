@@ -35,7 +35,14 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[dict] = []
     indices = list(range(len(samples)))
-    bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress)
+    # As a context manager the bar ends its line even when a bad input stops the loop, so the
+    # error message that follows starts on a line of its own.
+    with tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress) as bar:
+        _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar)
+    return rows
+
+
+def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar):
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:
@@ -55,8 +62,6 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
                                                           Path(draw_dir) / f"{_file_stem(record.id)}.png"))
                 rows.append(row)
         bar.update(min(batch_size, len(indices) - start))
-    bar.close()
-    return rows
 
 
 def _file_stem(sample_id: str) -> str:
@@ -108,20 +113,31 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
             where = str(file)
             try:
                 check_image_header(str(file), where)
+                target = _reference_beside(file, where)
             except BadSample as bad:
                 if on_bad == "error":
                     raise
                 report.skip(bad.reason, str(bad))
                 continue
-            records.append(Record(id=str(file.relative_to(path) if path.is_dir() else file.name), target="",
+            records.append(Record(id=str(file.relative_to(path) if path.is_dir() else file.name), target=target,
                                   image_ref=str(file), prompt=prompt, dataset="inputs", task="transcription",
                                   budget=budget, where=where))
     report.kept = len(records)
     if records:
         parts.insert(0, SampleSet(records, None, "image", on_bad, report))
     if not parts:
-        raise DataError("no inputs to predict on")
+        cause = f": {report.one_line('inputs')}; e.g. {report.examples[0]}" if report.examples else ""
+        raise DataError(f"no inputs to predict on{cause}")
     return _concat(parts)
+
+
+def _reference_beside(image: Path, where: str) -> str:
+    """The transcription in ``name.gt.txt`` beside a line image (kraken's convention), so the
+    predictions can be scored; "" when there is none."""
+    from docvlm.data.folders import read_transcription, transcription_path
+
+    gt = transcription_path(image)
+    return read_transcription(gt, where) if gt.is_file() else ""
 
 
 def _concat(parts: list[SampleSet]) -> SampleSet:

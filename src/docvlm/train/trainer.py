@@ -19,14 +19,16 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from docvlm.config import Config, save_config
+from docvlm.config import Config
 from docvlm.data.schema import SkipReport
-from docvlm.data.sources import SampleSet, load_role
-from docvlm.errors import ConfigError, DataError
+from docvlm.data.sources import SampleSet, SubstitutingSampleSet, load_role
+from docvlm.errors import ConfigError, DataError, Interrupted
 from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
-from docvlm.runs import environment, write_json
+from docvlm.runs import ensure_writable, environment, write_json
+from docvlm.train.resume import (check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint,
+                                 save_run_config)
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +169,7 @@ def _callbacks(cfg: Config, run_dir: Path) -> list:
     return callbacks
 
 
-def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
+def _prepare_run_dir(cfg: Config, resume: bool, force: bool = False) -> Path:
     run_dir = cfg.run_dir
     if resume:
         if not any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")):
@@ -176,18 +178,56 @@ def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
             or (run_dir / MODEL_DIR).exists():
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue it, "
                           "or choose another --run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    ensure_writable(run_dir)
+    if resume:
+        check_resume_config(cfg, run_dir, force)
+    else:
+        save_run_config(cfg, run_dir)
     write_json(run_dir / "env.json", environment())
     return run_dir
 
 
-def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None = None) -> dict:
-    """Train as configured; returns the summary also written to ``train_summary.json``."""
-    run_dir = _prepare_run_dir(cfg, resume)
+def _no_training_samples(reports: dict) -> DataError:
+    """The error for an empty training set, with what was skipped and why (the real cause)."""
+    skipped = {label: report for label, report in reports.items() if report.skipped}
+    if not skipped:
+        return DataError("no training samples: set data.datasets[*].train_split to a split with samples")
+    details = "; ".join(report.one_line(label) for label, report in skipped.items())
+    example = next(iter(skipped.values())).examples[:1]
+    return DataError(f"no training samples: every one was skipped ({details})"
+                     + (f"; e.g. {example[0]}" if example else ""))
+
+
+def _write_reports(run_dir: Path, reports: dict) -> None:
+    write_json(run_dir / "data_report.json", {k: v.as_dict() for k, v in reports.items()})
+
+
+def _interrupted(run_dir: Path, trainer: Trainer, reports: dict, started: float) -> Interrupted:
+    """Write what an interrupted run knows (summary marked interrupted, data report); say how to go on."""
+    checkpoints = sorted((p for p in (run_dir / CHECKPOINTS_DIR).glob("checkpoint-*") if incomplete_reason(p) is None),
+                         key=checkpoint_step)
+    last = str(checkpoints[-1]) if checkpoints else None
+    write_json(run_dir / "train_summary.json", {
+        "interrupted": True, "global_step": trainer.state.global_step,
+        "train_seconds": round(time.time() - started, 1), "last_checkpoint": last})
+    _write_reports(run_dir, reports)
+    hint = (f"resume with: docvlm train {run_dir / 'config.yaml'} --resume" if last else
+            "no checkpoint was written yet, so a new run starts from the beginning")
+    return Interrupted(f"training interrupted at step {trainer.state.global_step}; last complete checkpoint: "
+                       f"{last or 'none'}; {hint}")
+
+
+def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None = None, force: bool = False) -> dict:
+    """Train as configured; returns the summary also written to ``train_summary.json``.
+
+    ``resume`` continues from the newest *complete* checkpoint; ``force`` lets it go on with
+    schedule-changing settings that differ from the run's saved config.
+    """
+    run_dir = _prepare_run_dir(cfg, resume, force)
+    checkpoint = resume_checkpoint(run_dir, run_dir / CHECKPOINTS_DIR) if resume else None
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:
-        raise DataError("no training samples: set data.datasets[*].train_split to a split with samples")
+        raise _no_training_samples(train_reports)
     eval_set, eval_reports = load_role(cfg.data, "eval")
     if eval_set is not None and len(eval_set) == 0:
         eval_set = None
@@ -207,16 +247,16 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    # Over-long samples are only found when a batch is tokenized; in skip mode they are counted here.
+    # Over-long samples are only found when a batch is tokenized; in skip mode they are counted in
+    # their dataset's report (this one only takes samples that come without one).
     too_long_report = SkipReport() if cfg.data.on_bad_sample == "skip" else None
-    if too_long_report is not None:
-        reports["train:too_long_at_collation"] = too_long_report
     collator = TrainingCollator(chat, cfg.data.max_length, cfg.data.warn_visual_tokens, too_long_report)
     capped_eval = eval_set.head(cfg.train.eval_max_samples) if eval_set is not None else None
     trainer = DocVLMTrainer(
         model=model,
         args=training_arguments(cfg, run_dir, evaluating=capped_eval is not None),
-        train_dataset=train_set,
+        # In skip mode a sample that fails to decode is replaced, so no batch is ever empty.
+        train_dataset=SubstitutingSampleSet(train_set) if cfg.data.on_bad_sample == "skip" else train_set,
         eval_dataset=capped_eval,
         data_collator=collator,
         processing_class=loaded.processor,
@@ -227,7 +267,10 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         generation_batch_size=cfg.generation.batch_size,
     )
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, trainer, reports, started) from None
     elapsed = time.time() - started
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
@@ -243,6 +286,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "total_parameters": total,
         "saved_to": str(final_dir),
     }
+    summary["skipped"] = {label: report.one_line(label) for label, report in reports.items() if report.skipped}
     write_json(run_dir / "train_summary.json", summary)
-    write_json(run_dir / "data_report.json", {k: v.as_dict() for k, v in reports.items()})
+    _write_reports(run_dir, reports)
     return summary

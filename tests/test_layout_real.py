@@ -223,7 +223,7 @@ def test_data_check_lists_the_files_it_did_not_read(tmp_path):
 
     root = ocrd_workspace(tmp_path / "ws")
     (root / "mets.xml").write_text('<mets:mets xmlns:mets="http://www.loc.gov/METS/"/>', encoding="utf-8")
-    cfg = load_config(None, ["--model.name_or_path", str(tmp_path / "no-model"),
+    cfg = load_config(None, ["--model.name_or_path", "Qwen/Qwen2-VL-2B-Instruct",
                              "--data.datasets.0.source", str(root), "--data.datasets.0.format", "page",
                              "--data.datasets.0.name", "kant"])
     report = check_data(cfg, None)

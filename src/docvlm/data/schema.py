@@ -60,6 +60,9 @@ class Record:
     """Every acceptable answer when there are several (VQA); empty means ``(target,)``. The model
     is trained on ``target``; metrics such as ANLS score against all of them."""
 
+    options: tuple[str, ...] = ()
+    """Multiple choice: the options offered (``options_column``)."""
+
     @property
     def all_references(self) -> tuple[str, ...]:
         return self.references or ((self.target,) if self.target else ())

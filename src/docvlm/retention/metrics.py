@@ -8,7 +8,8 @@
   over references). It is *not* the Java METEOR 1.5 of coco-caption (no paraphrase table, other
   defaults), so values are comparable with other NLTK METEOR figures only. Its synonym stage needs
   the WordNet corpus (``python -m nltk.downloader wordnet``); without it, exact and Porter-stem
-  matches are used and ``meteor_synonyms()`` says so in every metrics file.
+  matches are used and ``meteor_synonyms()`` says so in every metrics file. NLTK also aligns a
+  repeated word with its last occurrence rather than the alignment with fewest chunks.
 - ``kl_divergence``: KL(p || q) per row from log-probabilities.
 """
 

@@ -164,6 +164,9 @@ class DatasetConfig:
     """LLaMA-Factory: the entry of ``dataset_info.json`` to read (empty: the only one)."""
     allow_outside_root: bool = False
     """Accept image paths that point outside the dataset's folder (``..``, absolute paths)."""
+    role: str = "task"
+    """``task``: the data the run is for; its evaluation split scores checkpoints. ``replay``:
+    general data mixed into training to limit forgetting; never used to choose a checkpoint."""
 
     def prompt_for(self, question: str | None = None) -> str:
         """The model prompt of a sample: the task token (if any), then ``prompt_template`` filled
@@ -242,6 +245,16 @@ class TrainConfig:
     l2_to_init: float = 0.0
     """lambda of an L2-SP term ``lambda * sum (w - w0)^2`` over the trainable weights, pulling them
     towards their starting values (a copy of the trainable weights is kept); 0 disables it."""
+    answer_only_logits: bool = True
+    """Compute the output head and the loss only at labelled (answer) positions instead of over the
+    whole sequence; the same loss and gradients, far less memory with a large vocabulary. ``false``
+    takes the model's own full-logits loss."""
+    selection_metric: str | None = None
+    """Evaluation metric that chooses the best checkpoint, e.g. ``anls`` or ``cer``; empty: the
+    task metric of the first evaluated task dataset (CER for transcription, ANLS for vqa ...)."""
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+    """Further ``transformers.TrainingArguments`` passed as given, e.g.
+    ``{ddp_find_unused_parameters: false}``; keys docvlm sets itself are refused."""
 
 
 @dataclass
@@ -487,18 +500,63 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for key, value in parse_overrides(overrides or []):
         set_dotted(data, key, value)
     try:
-        config = from_dict(Config, data)
-        validate(config)
-        return config
+        return validate(from_dict(Config, data))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
 
 
-def validate(config: Config) -> None:
-    """Rules across fields, checked once here so ``docvlm config check`` catches them."""
+# --------------------------------------------------------------------------------------------
+# Cross-field rules, checked in one place so that ``docvlm config check`` tells the truth
+
+DATASET_ROLES = ("task", "replay")
+# TrainingArguments that docvlm derives from its own config keys; ``train.trainer_args`` may not
+# set them (two sources for one value would silently disagree).
+TRAINER_ARGS_SET_BY_DOCVLM = {
+    "output_dir": "output_root/run_name", "per_device_train_batch_size": "train.batch_size",
+    "per_device_eval_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.gradient_accumulation_steps",
+    "learning_rate": "train.learning_rate", "weight_decay": "train.weight_decay",
+    "num_train_epochs": "train.num_epochs", "max_steps": "train.max_steps", "warmup_steps": "train.warmup",
+    "lr_scheduler_type": "train.lr_scheduler", "max_grad_norm": "train.max_grad_norm",
+    "gradient_checkpointing": "train.gradient_checkpointing", "logging_steps": "train.logging_steps",
+    "eval_strategy": "train.eval_steps", "eval_steps": "train.eval_steps", "save_strategy": "train.save_steps",
+    "save_steps": "train.save_steps", "save_total_limit": "train.save_total_limit",
+    "load_best_model_at_end": "train.eval_steps", "metric_for_best_model": "train.selection_metric",
+    "greater_is_better": "train.selection_metric", "report_to": "train.report_to",
+    "remove_unused_columns": "(the collator needs every column)", "label_names": "(always labels)",
+    "seed": "train.seed", "data_seed": "train.seed", "dataloader_num_workers": "train.dataloader_workers",
+    "bf16": "model.dtype", "fp16": "model.dtype", "use_cpu": "(chosen from the hardware)",
+    "prediction_loss_only": "(evaluation scores generated answers)",
+    "save_only_model": "(checkpoints keep the optimizer state so --resume works)",
+}
+
+
+def validate(config: Config) -> Config:
+    """Rules that involve more than one field's type; returns the config unchanged."""
+    for i, dataset in enumerate(config.data.datasets):
+        if dataset.role not in DATASET_ROLES:
+            raise ConfigError(f"config key 'data.datasets.{i}.role': {dataset.role!r} is not one of "
+                              f"{', '.join(map(repr, DATASET_ROLES))}")
+    _validate_trainer_args(config.train.trainer_args)
     _validate_tuning(config)
     _validate_datasets(config)
     _validate_retention(config.retention)
+    return config
+
+
+def _validate_trainer_args(extra: dict[str, Any]) -> None:
+    if not extra:
+        return
+    from transformers import TrainingArguments  # only when used: config checks stay light
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    for key in extra:
+        if key in TRAINER_ARGS_SET_BY_DOCVLM:
+            raise ConfigError(f"config key 'train.trainer_args.{key}': set by docvlm from "
+                              f"{TRAINER_ARGS_SET_BY_DOCVLM[key]}; use that instead")
+        if key not in known:
+            raise ConfigError(f"config key 'train.trainer_args.{key}': not a transformers TrainingArguments "
+                              "field (see transformers.TrainingArguments)")
 
 
 def _validate_tuning(config: Config) -> None:

@@ -27,6 +27,7 @@ from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
 from docvlm.runs import environment, write_json
+from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,92 @@ BEST_METRIC = "eval_cer"
 
 
 class DocVLMTrainer(Trainer):
-    """A Trainer whose evaluation also generates answers and scores them (CER/WER)."""
+    """A Trainer whose loss is a sum of named terms (see ``docvlm.train.losses``) and whose
+    evaluation also generates answers and scores them (CER/WER)."""
 
     def __init__(self, *args, chat: ChatFormat, cer_set: SampleSet | None, max_new_tokens: int,
-                 generation_batch_size: int, **kwargs):
+                 generation_batch_size: int, loss_terms: list[tuple[LossTerm, float]] | None = None,
+                 reference=None, answer_only_logits: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.chat = chat
         self.cer_set = cer_set
         self.max_new_tokens = max_new_tokens
         self.generation_batch_size = generation_batch_size
+        self.loss_terms = loss_terms if loss_terms is not None else build_loss_terms(None, self.model)
+        self.reference = reference
+        self.answer_only_logits = answer_only_logits
+        # Per-term sums since the last log, in the units of the Trainer's own logged ``loss``.
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_window_start = 0
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """``sum(weight * term(ctx))`` over the configured terms, each logged as ``loss_<name>``.
+
+        With the task term alone and ``answer_only_logits: false`` this is the Trainer's own loss
+        (full logits), kept as the reference path."""
+        if not self.answer_only_logits and len(self.loss_terms) == 1:
+            found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = found[0] if return_outputs else found
+            if model.training:
+                world = self._world_loss_scale(num_items_in_batch)
+                self._accumulate_terms({self.loss_terms[0][0].name: loss / world}, world,
+                                       self._normalises_by_items(num_items_in_batch))
+            return found
+        ctx = self._loss_context(model, inputs, num_items_in_batch)
+        values = {term.name: term(ctx) for term, _ in self.loss_terms}
+        loss = sum(weight * values[term.name] for term, weight in self.loss_terms)
+        # The Trainer scales its default loss by the number of processes when it normalised by the
+        # token count gathered over all of them (average_tokens_across_devices); do the same.
+        world = self._world_loss_scale(num_items_in_batch)
+        if model.training:
+            self._accumulate_terms(values, world, ctx.normalise_by_items)
+        loss = loss * world
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+    def _normalises_by_items(self, num_items_in_batch) -> bool:
+        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None)
+
+    def _world_loss_scale(self, num_items_in_batch) -> int:
+        if self.args.average_tokens_across_devices and self._normalises_by_items(num_items_in_batch):
+            return self.accelerator.num_processes // self.get_tp_size()
+        return 1
+
+    def _loss_context(self, model, inputs, num_items_in_batch) -> LossContext:
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        by_items = self._normalises_by_items(num_items_in_batch)
+        loss_kwargs = {"num_items_in_batch": num_items_in_batch} if by_items else {}
+        found = answer_logits(model, inputs, labels, full=not self.answer_only_logits, loss_kwargs=loss_kwargs)
+        accumulation = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        world = self._world_loss_scale(num_items_in_batch)
+        return LossContext(model=model, inputs=inputs, labels=labels, mask=found["mask"], hidden=found["hidden"],
+                           logits=found["logits"], targets=found["targets"], num_items_in_batch=num_items_in_batch,
+                           normalise_by_items=by_items,
+                           step_fraction=1.0 / (accumulation * world) if by_items else 1.0,
+                           seq2seq=self.chat.seq2seq, model_loss=found["model_loss"], reference=self.reference)
+
+    def _accumulate_terms(self, values: dict[str, torch.Tensor], world: int, by_items: bool) -> None:
+        # Mirror training_step: a loss not normalised by the token count is divided by the
+        # accumulation steps there, so the summed micro-batches give the step's mean.
+        scale = world
+        if not (self.loss_is_scaled_for_ga if self.loss_is_scaled_for_ga is not None else by_items):
+            scale = scale / getattr(self, "current_gradient_accumulation_steps", 1)
+        if not self._term_sums:
+            self._term_window_start = self.state.global_step
+        for name, value in values.items():
+            total = self._term_sums.get(name)
+            value = value.detach().float() * scale
+            self._term_sums[name] = value if total is None else total + value
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # The Trainer's training log carries "loss"; add each term averaged over the same window
+        # (mean over processes, divided by the optimizer steps since the last log).
+        if "loss" in logs and self._term_sums:
+            steps = max(self.state.global_step - self._term_window_start, 1)
+            for name, total in sorted(self._term_sums.items()):
+                logs[f"loss_{name}"] = self.accelerator.reduce(total, reduction="mean").item() / steps
+            self._term_sums = {}
+        super().log(logs, start_time)
 
     # transformers 5 saves Qwen-VL checkpoints in the hub's original key layout, but the Trainer
     # reloads full-model checkpoints (resume, best model) with a raw ``load_state_dict`` that skips
@@ -154,6 +232,10 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> Training
         fp16=on_gpu and dtype == "fp16",
         use_cpu=not on_gpu,
         save_only_model=False,
+        # No metric needs the evaluation logits (CER comes from generation), so the evaluation
+        # loop keeps only the loss instead of gathering [batch, length, vocabulary] tensors.
+        prediction_loss_only=True,
+        **t.trainer_args,
     )
 
 
@@ -225,6 +307,9 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         cer_set=capped_eval,
         max_new_tokens=cfg.generation.max_new_tokens,
         generation_batch_size=cfg.generation.batch_size,
+        loss_terms=build_loss_terms(cfg, model),
+        reference=build_reference(cfg, model),
+        answer_only_logits=cfg.train.answer_only_logits,
     )
     started = time.time()
     result = trainer.train(resume_from_checkpoint=True if resume else None)

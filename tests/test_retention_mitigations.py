@@ -80,3 +80,101 @@ def test_scope_and_target_modules_exclude_each_other():
 
     with pytest.raises(ConfigError, match="exclude each other"):
         load_config(None, ["--tuning.scope", "language", "--tuning.lora.target_modules", "[q_proj]"])
+
+
+# --------------------------------------------------------------------------------------------
+# KL to the base and L2-SP as loss terms
+
+
+def _lora_context(qwen_model, lines_dir, full: bool = False):
+    from docvlm.config import ModelConfig, TuningConfig
+    from docvlm.data.sources import load_split
+    from docvlm.config import DataConfig, DatasetConfig
+    from docvlm.models.loading import load_base, prepare_for_training
+    from docvlm.models.prompting import ChatFormat, TrainingCollator
+    from docvlm.train.losses import LossContext, answer_logits
+    from docvlm.train.regularizers import reference_logits_provider
+
+    tuning = TuningConfig(method="full" if full else "lora", freeze_vision=False)
+    loaded = load_base(ModelConfig(name_or_path=str(qwen_model), dtype="fp32"), tuning)
+    model = prepare_for_training(loaded, tuning, False)
+    model.eval()
+    dataset = DatasetConfig(source=str(lines_dir), min_pixels=784, max_pixels=3136)
+    samples = load_split(dataset, "train", DataConfig(datasets=[dataset]))
+    batch = TrainingCollator(ChatFormat(loaded.processor, loaded.spec))([samples[i] for i in range(3)])
+    reference = reference_logits_provider(model)
+
+    def context():
+        inputs = dict(batch)
+        labels = inputs.pop("labels")
+        found = answer_logits(model, inputs, labels)
+        return LossContext(model=model, inputs=inputs, labels=labels, mask=found["mask"], hidden=found["hidden"],
+                           logits=found["logits"], targets=found["targets"], num_items_in_batch=None,
+                           normalise_by_items=False, reference=reference)
+
+    return model, context
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_kl_term_is_zero_when_models_agree_and_positive_otherwise(qwen_model, lines_dir, full):
+    from docvlm.train.regularizers import KLToBase
+
+    model, context = _lora_context(qwen_model, lines_dir, full)
+    term = KLToBase()
+    assert term(context()).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B = 0 / copy of the start
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad and ("lora_B" in name or full) and parameter.dim() == 2:
+                parameter.add_(torch.randn_like(parameter) * 0.05)
+    ctx = context()
+    value = term(ctx)
+    assert value.item() > 1e-4
+    # The hand formula on the same logits.
+    log_p = torch.log_softmax(ctx.reference_logits(), -1)
+    log_q = torch.log_softmax(ctx.logits, -1)
+    assert value.item() == pytest.approx(float((log_p.exp() * (log_p - log_q)).sum(-1).mean().detach()), rel=1e-5)
+    value.backward()  # gradients reach the trained weights only
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+
+
+def test_l2_term_is_zero_at_start_and_the_squared_distance_after(qwen_model, lines_dir):
+    from docvlm.train.regularizers import L2ToInit
+
+    model, context = _lora_context(qwen_model, lines_dir)
+    term = L2ToInit(model)
+    assert term(context()).item() == 0.0
+    parameter = next(p for n, p in model.named_parameters() if "lora_B" in n)
+    with torch.no_grad():
+        parameter.add_(0.5)
+    assert term(context()).item() == pytest.approx(0.25 * parameter.numel(), rel=1e-5)
+
+
+def _adapter_kl(run_dir, lines_dir) -> float:
+    """Mean per-token KL(base || tuned) of a LoRA run on held-out lines (the base's greedy answers)."""
+    from docvlm.config import DataConfig, DatasetConfig, RetentionConfig, RetentionSuiteConfig, load_config
+    from docvlm.retention.run import ModelPair
+    from docvlm.retention.suites import load_suite, score_probes
+
+    cfg = load_config(run_dir / "config.yaml")
+    pair = ModelPair(run_dir, cfg)
+    suite = RetentionSuiteConfig(kind="probes", dataset=DatasetConfig(
+        name="probe", source=str(lines_dir), test_split="validation", text_column="", min_pixels=784, max_pixels=3136))
+    data = load_suite(suite, cfg.data, RetentionConfig())
+    stats, _ = score_probes(data, pair.base, pair.tuned, pair.base_context, 6, 4)
+    return stats["kl_base_tuned"].value()
+
+
+@pytest.mark.parametrize("switch", ["--train.kl_to_base", "--train.l2_to_init"])
+def test_training_with_the_term_drifts_less_than_without(qwen_model, lines_dir, tmp_path, switch):
+    from docvlm.train.trainer import run_training
+
+    common = ("--tuning.method", "lora", "--train.max_steps", "6", "--train.eval_steps", "0",
+              "--train.learning_rate", "1e-2", "--tuning.lora.dropout", "0")
+    plain = make_config(tmp_path / "plain", qwen_model, lines_dir, *common)
+    held = make_config(tmp_path / "held", qwen_model, lines_dir, *common, switch, "5.0")
+    run_training(plain)
+    summary = run_training(held)
+    log_lines = (held.run_dir / "logs" / "train_log.jsonl").read_text()
+    assert ("loss_kl" if "kl" in switch else "loss_l2_init") in log_lines
+    assert _adapter_kl(held.run_dir, lines_dir) < _adapter_kl(plain.run_dir, lines_dir)
+    assert summary["global_step"] == 6

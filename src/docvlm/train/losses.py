@@ -118,12 +118,26 @@ class TaskCrossEntropy:
 
 def build_loss_terms(cfg: Any, model: Any) -> list[tuple[LossTerm, float]]:
     """The configured loss terms with their weights; the task term always comes first."""
-    return [(TaskCrossEntropy(), 1.0)]
+    terms: list[tuple[LossTerm, float]] = [(TaskCrossEntropy(), 1.0)]
+    if cfg is None:
+        return terms
+    from docvlm.train.regularizers import KLToBase, L2ToInit
+
+    if cfg.train.kl_to_base > 0:
+        terms.append((KLToBase(), cfg.train.kl_to_base))
+    if cfg.train.l2_to_init > 0:
+        terms.append((L2ToInit(model), cfg.train.l2_to_init))
+    return terms
 
 
 def build_reference(cfg: Any, model: Any) -> Callable[[LossContext], torch.Tensor] | None:
-    """The reference-logits provider for terms that compare with the base model; none by default."""
-    return None
+    """The reference-logits provider for terms that compare with the base model (``train.kl_to_base``):
+    the model with adapters disabled, or a frozen copy of it for full tuning; none otherwise."""
+    if cfg is None or cfg.train.kl_to_base <= 0:
+        return None
+    from docvlm.train.regularizers import reference_logits_provider
+
+    return reference_logits_provider(model)
 
 
 # --------------------------------------------------------------------------------------------

@@ -121,3 +121,79 @@ def test_bad_suites_name_suite_file_and_sample(lora_run, scenes, tmp_path, probl
     assert "badvqa" in text and message in text
     if problem != "empty":
         assert "test.jsonl" in text and f"test-00000-q{1 if problem == 'column' else 2}" in text
+
+
+# --------------------------------------------------------------------------------------------
+# WiSE-FT and merging
+
+
+def _greedy(loaded, lines_dir) -> list[str]:
+    from docvlm.config import DataConfig, DatasetConfig
+    from docvlm.data.sources import load_split
+    from docvlm.predict.run import predict_samples
+
+    dataset = DatasetConfig(source=str(lines_dir), min_pixels=784, max_pixels=3136)
+    samples = load_split(dataset, "test", DataConfig(datasets=[dataset]))
+    return [r["prediction"] for r in predict_samples(loaded, samples, 3, 6, progress=False)]
+
+
+@pytest.fixture(scope="module")
+def full_run(qwen_model, lines_dir, tmp_path_factory):
+    from docvlm.train.trainer import run_training
+
+    cfg = make_config(tmp_path_factory.mktemp("full"), qwen_model, lines_dir, "--tuning.method", "full",
+                      "--train.max_steps", "3", "--train.eval_steps", "0", "--train.learning_rate", "3e-3")
+    run_training(cfg)
+    return cfg.run_dir
+
+
+@pytest.mark.parametrize("kind", ["lora", "full"])
+def test_interpolation_ends_reproduce_base_and_tuned_exactly(lora_run, full_run, kind):
+    from docvlm.config import load_config
+    from docvlm.retention.interpolate import Interpolator
+    from docvlm.retention.run import ModelPair
+
+    run = lora_run if kind == "lora" else full_run
+    cfg = load_config(run / "config.yaml")
+    lines_dir = cfg.data.datasets[0].source
+    pair = ModelPair(run, cfg)
+    tuned_answers = _greedy(pair.tuned, lines_dir)
+    with pair.base_context():
+        base_answers = _greedy(pair.base, lines_dir)
+    assert tuned_answers != base_answers  # training changed the answers, so the test can fail
+    interpolator = Interpolator(pair.tuned.model, None if pair.lora else pair.base.model)
+    interpolator.set(0.0)
+    assert _greedy(pair.tuned, lines_dir) == base_answers
+    interpolator.set(0.5)
+    interpolator.set(1.0)
+    assert _greedy(pair.tuned, lines_dir) == tuned_answers
+
+
+def test_retention_interpolate_sweep_picks_an_a(lora_run, capsys):
+    assert main(["retention", str(lora_run), "--interpolate", "0,0.5,1"]) == 0
+    report = json.loads((lora_run / "metrics" / "retention.json").read_text())
+    assert [p["a"] for p in report["interpolation"]] == [0.0, 0.5, 1.0]
+    at_zero = report["interpolation"][0]
+    # At a = 0 the "tuned" side is the base: every general metric retains exactly 100%.
+    assert at_zero["general_retention"] in (None, pytest.approx(1.0))
+    assert report["chosen_a"] in (0.0, 0.5, 1.0)
+    assert "chosen interpolation" in capsys.readouterr().out
+    assert main(["retention", str(lora_run), "--interpolate", "0,2"]) == 2
+
+
+def test_merge_cat_with_one_weight_is_the_first_adapter(lora_run, qwen_model, lines_dir, tmp_path, capsys):
+    from docvlm.models.loading import load_tuned
+    from docvlm.train.trainer import run_training
+
+    other = make_config(tmp_path, qwen_model, lines_dir, "--tuning.method", "lora", "--train.max_steps", "2",
+                        "--train.eval_steps", "0", "--tuning.lora.r", "4", "--train.seed", "7")
+    run_training(other)
+    merged = tmp_path / "merged"
+    assert main(["merge", str(lora_run), str(other.run_dir), "--weights", "1,0", "--method", "cat",
+                 "--output", str(merged)]) == 0
+    assert (merged / "adapter" / "adapter_config.json").is_file() and (merged / "config.yaml").is_file()
+    assert _greedy(load_tuned(merged), lines_dir) == _greedy(load_tuned(lora_run), lines_dir)
+    assert main(["merge", str(lora_run), str(other.run_dir), "--weights", "0.5,0.5", "--method", "ties",
+                 "--output", str(tmp_path / "ties")]) == 0
+    assert (tmp_path / "ties" / "adapter" / "adapter_model.safetensors").is_file()
+    assert main(["merge", str(lora_run), str(other.run_dir), "--weights", "1", "--output", str(tmp_path / "x")]) == 2

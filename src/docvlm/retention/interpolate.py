@@ -28,7 +28,7 @@ def is_peft(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def _check_fraction(a: float) -> None:
+def check_fraction(a: float) -> None:
     if not 0 <= a <= 1:
         raise ConfigError(f"--interpolate: {a} is not between 0 (base) and 1 (tuned)")
 
@@ -65,14 +65,15 @@ class Interpolator:
 
     @torch.no_grad()
     def set(self, a: float) -> None:
-        _check_fraction(a)
+        check_fraction(a)
         if self.lora:
             for layer, trained in self.scalings:
                 for adapter, value in trained.items():
                     layer.scaling[adapter] = value * a
             return
         for parameter, start, tuned in self.pairs:
-            parameter.copy_((start + a * (tuned - start)).to(parameter.dtype))
+            # lerp computes from the nearer end, so a = 0 and a = 1 give the base and tuned values exactly.
+            parameter.copy_(torch.lerp(start, tuned, a).to(parameter.dtype))
 
 
 def interpolate_model(model: Any, a: float, base: Any | None = None) -> Any:

@@ -27,7 +27,7 @@ from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, interval, resam
 from docvlm.evaluate.scoring import LOWER_IS_BETTER, TASK_METRICS, metrics_file, score_rows
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
 from docvlm.retention import metrics as rm
-from docvlm.retention.interpolate import Interpolator
+from docvlm.retention.interpolate import Interpolator, check_fraction
 from docvlm.retention.suites import DRIFT_METRICS, SuiteData, load_suite, score_probes, score_suite
 from docvlm.runs import load_run_config, write_json
 
@@ -198,6 +198,8 @@ def pick_interpolation(points: list[dict], floor: float) -> dict | None:
 def retention_run(run_dir: str | Path, overrides: list[str] | None = None,
                   interpolate: list[float] | None = None) -> dict:
     run_dir = Path(run_dir)
+    for a in interpolate or []:
+        check_fraction(a)
     cfg = load_run_config(run_dir, overrides)
     task = task_metrics(run_dir, cfg, overrides)
     suites = [load_suite(s, cfg.data, cfg.retention) for s in cfg.retention.suites]

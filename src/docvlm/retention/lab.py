@@ -177,22 +177,13 @@ def score_model(loaded: Loaded, suites: list[SuiteData], lines: SuiteData, base:
     return Scores(_task_cer(loaded, lines), values, drift, details)
 
 
-def _language_changed(run_dir: Path, general: Path, loaded: Loaded) -> bool:
-    """Whether any language-model weight differs from the general model's (effective weights)."""
-    if (run_dir / ADAPTER_DIR).is_dir():
-        return any(loaded.spec.component_of(n) == "language" and "lora_" in n
-                   for n, _ in loaded.model.named_parameters())
-    from safetensors.torch import load_file
-
-    def weights(folder: Path) -> dict:
-        found = {}
-        for path in sorted(folder.glob("*.safetensors")):
-            found.update(load_file(str(path)))
-        return found
-
-    before, after = weights(general), weights(run_dir / MODEL_DIR)
-    return any(not torch.equal(before[k], after[k]) for k in before
-               if k in after and loaded.spec.component_of(k) == "language")
+def _language_changed(tuned: Loaded, base: Loaded) -> bool:
+    """Whether any language-model weight differs from the general model's (adapters count as a change)."""
+    if any("lora_" in n and tuned.spec.component_of(n) == "language" for n, _ in tuned.model.named_parameters()):
+        return True
+    start = dict(base.model.named_parameters())
+    return any(tuned.spec.component_of(n) == "language" and not torch.equal(p, start[n])
+               for n, p in tuned.model.named_parameters() if n in start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +248,7 @@ def run_lab(output: str | Path = "runs/lab", quick: bool = False, size: LabSize 
         tuned = load_tuned(cfg.run_dir, cfg.model)
         scores = score_model(tuned, suites, lines, base)
         row = _row(name, scores, base_scores, None, summary["trainable_parameters"], summary["train_seconds"])
-        row["language_weights_changed"] = _language_changed(cfg.run_dir, general, tuned)
+        row["language_weights_changed"] = _language_changed(tuned, base)
         rows.append(row)
         log(f"{name}: task CER {scores.task_cer:.1%}, retention {_pct(row['retention'])}")
         if name == "full":

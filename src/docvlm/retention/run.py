@@ -149,10 +149,13 @@ def task_metrics(run_dir: Path, cfg: Config, overrides: list[str] | None) -> dic
         log.info("%s is missing: running 'docvlm evaluate' first", path)
         evaluate_run(run_dir, overrides, progress=False)
     data = json.loads(path.read_text(encoding="utf-8"))
+    # Replay datasets are general data mixed into training: reported apart, as "replay".
+    roles = {d.name: getattr(d, "role", "task") for d in cfg.data.datasets}
     task = {}
     for name, result in data["datasets"].items():
         task[name] = {m: {"base": result["base"][m]["value"], "tuned": result["tuned"][m]["value"],
-                          "delta": result["delta"][m]} for m in result["metrics"] if "base" in result}
+                          "delta": result["delta"][m], "role": roles.get(name, "task")}
+                      for m in result["metrics"] if "base" in result}
     return task
 
 
@@ -273,7 +276,7 @@ def format_retention(report: dict) -> str:
                          f"{_num(e['tuned']):>8} {_num(e['delta']):>8} {retention:<26} {e['verdict'] or 'n/a'}")
     for name, metrics in report["task"].items():
         for metric, e in metrics.items():
-            lines.append(f"{name:<16} {'task':<8} {'':>5} {metric:<14} {_num(e['base']):>8} {_num(e['tuned']):>8} "
+            lines.append(f"{name:<16} {e.get('role', 'task'):<8} {'':>5} {metric:<14} {_num(e['base']):>8} {_num(e['tuned']):>8} "
                          f"{_num(e['delta']):>8}")
     v = report["verdict"]
     lines.append(f"verdict (floor {v['floor']:.0%} of the base score on every general metric): {v['general'].upper()}"

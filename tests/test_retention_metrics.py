@@ -76,3 +76,51 @@ def test_kl_by_hand():
 def test_retention_ratio():
     assert rm.retention(0.8, 0.6) == pytest.approx(0.75)
     assert rm.retention(0.0, 0.5) is None
+
+
+# --------------------------------------------------------------------------------------------
+# Multiple choice reading and the retention config's rules
+
+
+def _choice(target: str, options=("circle", "square", "triangle")):
+    from docvlm.data.schema import PixelBudget, Record, Sample
+
+    record = Record(id="q1", target=target, image_ref="x.png", prompt="What shape is it?", dataset="mc",
+                    task="exact", budget=PixelBudget(), where="mc.jsonl:1 (sample 'q1')", options=tuple(options))
+    return Sample(record=record, image=None)
+
+
+def test_multiple_choice_answer_by_text_letter_or_index():
+    from docvlm.errors import DataError
+    from docvlm.retention.suites import _answer_index, _letter_of, choice_prompt
+
+    assert _answer_index(_choice("Square"), "suite") == 1
+    assert _answer_index(_choice("C"), "suite") == 2
+    assert _answer_index(_choice("0"), "suite") == 0
+    with pytest.raises(DataError, match="mc.jsonl:1 .*'hexagon' is none of the options"):
+        _answer_index(_choice("hexagon"), "suite")
+    assert choice_prompt(_choice("A")).splitlines()[1:3] == ["A. circle", "B. square"]
+    assert [_letter_of(a, 3) for a in ("B", "(c) triangle", "b.", "Both", "D", "")] == [1, 2, 1, None, None, None]
+
+
+@pytest.mark.parametrize("override, message", [
+    (["--retention.floor", "1.5"], "retention.floor"),
+    (["--retention.suites", "[{kind: multiple_choice, dataset: {name: mc, test_split: test}}]"], "options_column"),
+    (["--retention.suites", "[{kind: vqa, dataset: {name: a}}, {kind: caption, dataset: {name: a}}]"], "names two"),
+    (["--retention.suites", "[{kind: vqa, dataset: {name: a, text_column: ''}}]"], "needs answers"),
+    (["--retention.suites", "[{kind: retrieval, max_candidates: 1, dataset: {name: a}}]"], "max_candidates"),
+    (["--train.kl_to_base", "-1"], "kl_to_base"),
+])
+def test_retention_config_rules(override, message):
+    from docvlm.config import load_config
+    from docvlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, override)
+
+
+def test_probe_suites_need_no_answers():
+    from docvlm.config import load_config
+
+    cfg = load_config(None, ["--retention.suites", "[{kind: probes, dataset: {name: p, text_column: ''}}]"])
+    assert cfg.retention.suites[0].kind == "probes"

@@ -459,6 +459,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(map(str, typing.get_args(tp)))
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(t) for t in typing.get_args(tp) if t is not type(None))
     if typing.get_origin(tp) is list:

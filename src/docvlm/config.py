@@ -502,7 +502,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for key, value in parse_overrides(overrides or []):
         set_dotted(data, key, value)
     try:
-        return validate(from_dict(Config, data))
+        config = from_dict(Config, data)
+        validate(config)
+        return config
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
 
@@ -533,32 +535,53 @@ TRAINER_ARGS_SET_BY_DOCVLM = {
 }
 
 
-def validate(config: Config) -> Config:
-    """Rules that involve more than one field's type; returns the config unchanged."""
-    for i, dataset in enumerate(config.data.datasets):
-        if dataset.role not in DATASET_ROLES:
-            raise ConfigError(f"config key 'data.datasets.{i}.role': {dataset.role!r} is not one of "
-                              f"{', '.join(map(repr, DATASET_ROLES))}")
-    _validate_trainer_args(config.train.trainer_args)
+def validate(config: Config) -> None:
+    """Raise ``ConfigError`` naming the first key whose value (alone or with others) cannot work."""
+    problems = [*_role_problems(config.data), *_trainer_args_problems(config.train.trainer_args),
+                *_selection_problems(config)]
+    if problems:
+        key, message = problems[0]
+        raise ConfigError(f"config key '{key}': {message}")
     _validate_tuning(config)
     _validate_datasets(config)
     _validate_retention(config.retention)
-    return config
 
 
-def _validate_trainer_args(extra: dict[str, Any]) -> None:
+def _role_problems(data: DataConfig) -> list[tuple[str, str]]:
+    return [(f"data.datasets.{i}.role", f"{d.role!r} is not one of {', '.join(map(repr, DATASET_ROLES))}")
+            for i, d in enumerate(data.datasets) if d.role not in DATASET_ROLES]
+
+
+def _selection_problems(config: Config) -> list[tuple[str, str]]:
+    """``train.selection_metric`` must be a metric that some task dataset's evaluation produces."""
+    metric = config.train.selection_metric
+    if metric is None:
+        return []
+    from docvlm.evaluate.scoring import TASK_METRICS  # pure module; imported late (it imports this one)
+
+    produced = {"loss"} | {m for d in config.data.datasets if d.role == "task" and d.eval_split
+                           for m in TASK_METRICS[d.task]}
+    if metric.removeprefix("eval_") not in produced:
+        return [("train.selection_metric", f"'{metric}' is not computed for any task dataset's evaluation split "
+                                           f"(available: {', '.join(sorted(produced))})")]
+    return []
+
+
+def _trainer_args_problems(extra: dict[str, Any]) -> list[tuple[str, str]]:
     if not extra:
-        return
+        return []
     from transformers import TrainingArguments  # only when used: config checks stay light
 
     known = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    problems = []
     for key in extra:
         if key in TRAINER_ARGS_SET_BY_DOCVLM:
-            raise ConfigError(f"config key 'train.trainer_args.{key}': set by docvlm from "
-                              f"{TRAINER_ARGS_SET_BY_DOCVLM[key]}; use that instead")
-        if key not in known:
-            raise ConfigError(f"config key 'train.trainer_args.{key}': not a transformers TrainingArguments "
-                              "field (see transformers.TrainingArguments)")
+            problems.append((f"train.trainer_args.{key}",
+                             f"set by docvlm from {TRAINER_ARGS_SET_BY_DOCVLM[key]}; use that instead"))
+        elif key not in known:
+            problems.append((f"train.trainer_args.{key}", "not a transformers TrainingArguments field "
+                                                          "(see transformers.TrainingArguments)"))
+    return problems
 
 
 def _validate_tuning(config: Config) -> None:

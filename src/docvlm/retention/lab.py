@@ -115,7 +115,9 @@ def _config(output: Path, size: LabSize, run_name: str, model: Path, datasets: l
     args = _common(output, size, steps, size.batch_size) + ["--run_name", run_name, "--model.name_or_path", str(model)]
     for key, value in parse_overrides(args + extra):
         set_dotted(data, key, value)
-    return validate(from_dict(Config, data))
+    config = from_dict(Config, data)
+    validate(config)
+    return config
 
 
 def _train(cfg: Config) -> dict:

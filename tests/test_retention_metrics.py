@@ -124,3 +124,11 @@ def test_probe_suites_need_no_answers():
 
     cfg = load_config(None, ["--retention.suites", "[{kind: probes, dataset: {name: p, text_column: ''}}]"])
     assert cfg.retention.suites[0].kind == "probes"
+
+
+def test_retention_metrics_import_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, docvlm.retention.metrics; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

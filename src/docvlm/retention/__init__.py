@@ -6,4 +6,13 @@ retention RUN``; ``regularizers`` are the KL-to-base and L2-SP loss terms; ``int
 WiSE-FT and adapter merging; ``lab`` is the offline forgetting experiment.
 """
 
-from docvlm.retention.interpolate import interpolate_model  # noqa: F401  (used by ``docvlm export``)
+
+
+def __getattr__(name: str):
+    # ``docvlm.retention.interpolate_model`` (used by ``docvlm export --interpolate``), imported on
+    # first use so that ``docvlm.retention.metrics`` stays free of torch.
+    if name == "interpolate_model":
+        from docvlm.retention.interpolate import interpolate_model
+
+        return interpolate_model
+    raise AttributeError(name)

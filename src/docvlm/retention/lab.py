@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from docvlm.config import Config, DataConfig, DatasetConfig, EvalConfig, from_dict, load_config, RetentionSuiteConfig
-from docvlm.data.sources import load_split
+from docvlm.config import (Config, DataConfig, DatasetConfig, EvalConfig, ModelConfig, RetentionConfig,
+                           RetentionSuiteConfig, from_dict)
 from docvlm.data.synthetic import LineStyle, is_rendered, write_synthetic_lines
 from docvlm.evaluate.metrics import cer
-from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
+from docvlm.models.loading import MODEL_DIR, Loaded, load_base, load_tuned
 from docvlm.models.tiny import TinySize, build_tiny_model
 from docvlm.retention.interpolate import Interpolator
 from docvlm.retention.scenes import SIZE, suite_configs, write_scenes
@@ -225,14 +225,10 @@ def run_lab(output: str | Path = "runs/lab", quick: bool = False, size: LabSize 
     for suite in suite_list:
         suite.max_samples = size.eval_scenes * (3 if suite.kind == "vqa" else 1)
         suite.max_candidates = size.retrieval_candidates
-    from docvlm.config import RetentionConfig
-
     suites = [load_suite(s, data_cfg, RetentionConfig(max_samples=None)) for s in suite_list]
     line_suite = RetentionSuiteConfig(kind="docvqa", dataset=DatasetConfig(
         name="lines", source=str(lines_root), test_split="test", prompt=LINE_PROMPT, min_pixels=784, max_pixels=6272))
     lines = load_suite(line_suite, data_cfg, RetentionConfig(max_samples=None))
-
-    from docvlm.config import ModelConfig
 
     base = load_base(ModelConfig(name_or_path=str(general), dtype="fp32"))
     base.model.eval()

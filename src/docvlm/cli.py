@@ -39,8 +39,10 @@ def cmd_train(args, overrides: list[str]) -> int:
     if args.force and not args.resume:
         raise DocVLMError("--force goes with --resume")
     summary = run_training(cfg, resume=args.resume, force=args.force)
+    metric = summary.get("selection_metric")
+    best = f"; best {metric}: {summary[f'best_{metric}']}" if metric else ""
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
-          f"weights in {summary['saved_to']}; best eval CER: {summary['best_eval_cer']}")
+          f"weights in {summary['saved_to']}{best}")
     for line in summary.get("skipped", {}).values():
         print(line)
     if not summary.get("skipped"):
@@ -181,6 +183,43 @@ def cmd_predict(args, overrides: list[str]) -> int:
     return 0
 
 
+def _fractions(text: str, flag: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DocVLMError(f"{flag} takes comma-separated numbers, e.g. 0,0.25,0.5,0.75,1; got '{text}'") from None
+
+
+def cmd_retention(args, overrides: list[str]) -> int:
+    from docvlm.retention.run import RETENTION_FILE, format_retention, retention_run
+
+    interpolate = _fractions(args.interpolate, "--interpolate") if args.interpolate else None
+    report = retention_run(args.run, overrides, interpolate)
+    print(format_retention(report))
+    print(f"retention written to {Path(args.run) / 'metrics' / RETENTION_FILE}")
+    return 0
+
+
+def cmd_merge(args, overrides: list[str]) -> int:
+    from docvlm.retention.interpolate import merge_adapters
+
+    if overrides:
+        raise DocVLMError("merge takes no config overrides")
+    weights = _fractions(args.weights, "--weights")
+    output = merge_adapters(args.run_a, args.run_b, weights, args.method, args.output, args.density)
+    print(f"merged adapter ({args.method}, weights {weights}) written to {output}")
+    return 0
+
+
+def cmd_lab(args, overrides: list[str]) -> int:
+    from docvlm.retention.lab import run_lab
+
+    if overrides:
+        raise DocVLMError("lab takes no config overrides")
+    run_lab(args.output, quick=args.quick)
+    return 0
+
+
 def cmd_demo(args, overrides: list[str]) -> int:
     from docvlm.demo import run_demo
 
@@ -296,6 +335,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
     predict.set_defaults(func=cmd_predict)
+
+    retention = commands.add_parser("retention", help="what fine-tuning cost the model's general abilities")
+    retention.add_argument("run", help="run folder written by 'docvlm train' (with a retention: section)")
+    retention.add_argument("--interpolate", help="WiSE-FT sweep, e.g. 0,0.25,0.5,0.75,1: score base + a * "
+                           "(tuned - base) at each a and pick the best task score above the floor")
+    retention.set_defaults(func=cmd_retention)
+
+    merge = commands.add_parser("merge", help="merge the LoRA adapters of two runs (PEFT weighted adapters)")
+    merge.add_argument("run_a", help="first LoRA run folder (its config is kept)")
+    merge.add_argument("run_b", help="second LoRA run folder on the same base model")
+    merge.add_argument("--weights", default="0.5,0.5", help="one weight per run, e.g. 0.7,0.3")
+    merge.add_argument("--method", default="ties", help="linear, cat, ties, dare_ties, dare_linear, svd, magnitude_prune")
+    merge.add_argument("--density", type=float, help="ties/dare: fraction of each adapter's weights kept (default 0.5)")
+    merge.add_argument("--output", required=True, help="folder of the merged run")
+    merge.set_defaults(func=cmd_merge)
+
+    lab = commands.add_parser("lab", help="offline forgetting lab: tiny model, synthetic scenes and lines, "
+                              "every mitigation compared")
+    lab.add_argument("--output", default="runs/lab", help="folder for models, data, lab.json and lab.png")
+    lab.add_argument("--quick", action="store_true", help="a reduced lab (tests, a first look)")
+    lab.set_defaults(func=cmd_lab)
 
     demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")

@@ -76,6 +76,12 @@ class TuningConfig:
     """Keep the vision-to-language projector fixed."""
     freeze_language: bool = False
     """Keep the language model fixed."""
+    scope: Literal["language_attention", "language_mlp_gate_up", "language", "projector", "all"] | None = None
+    """What is trained, as a preset mapped through the family spec (no module lists):
+    ``language_attention`` (the language model's attention projections), ``language_mlp_gate_up``
+    (its MLP gate/up projections), ``language``, ``projector`` or ``all``. Tuning only attention or
+    only gate/up keeps held-out abilities best (Zhu et al. 2025). When set, it replaces the
+    ``freeze_*`` flags and LoRA's default targets (``lora.target_modules`` must stay empty)."""
 
 
 @dataclass
@@ -102,7 +108,7 @@ class DatasetConfig:
     image_column: str = "image"
     """Column (or JSONL key) holding the image; a path relative to the manifest for JSONL."""
     text_column: str = "text"
-    """Column (or JSONL key) holding the target text."""
+    """Column (or JSONL key) holding the target text; empty only for label-free retention probes."""
     id_column: str | None = None
     """Column holding a sample id; empty: ``<split>-<row>``."""
     group_column: str | None = None
@@ -139,8 +145,12 @@ class DatasetConfig:
     prompt_template: str = "{question}"
     """VQA: how a question becomes the user text; ``{question}`` is replaced by it."""
     answers_column: str | None = None
-    """VQA: column holding a list of acceptable answers; the first one is the training target and
-    metrics use all of them. Empty: ``text_column`` holds the (single) answer."""
+    """VQA: column holding a list of acceptable answers (strings, or records with an ``answer`` key
+    as in VQAv2 on the hub); the first one is the training target and metrics use all of them.
+    Empty: ``text_column`` holds the (single) answer."""
+    options_column: str | None = None
+    """Multiple choice: column holding the list of options; the answer (``text_column``) is an
+    option's text, its letter (A, B, ...) or its 0-based index."""
     extra_columns: list[str] = field(default_factory=list)
     """Further columns kept as the sample group (joined with ``/``), e.g. a document type."""
     split_ratios: list[float] | None = None
@@ -156,6 +166,9 @@ class DatasetConfig:
     """LLaMA-Factory: the entry of ``dataset_info.json`` to read (empty: the only one)."""
     allow_outside_root: bool = False
     """Accept image paths that point outside the dataset's folder (``..``, absolute paths)."""
+    role: str = "task"
+    """``task``: the data the run is for; its evaluation split scores checkpoints. ``replay``:
+    general data mixed into training to limit forgetting; never used to choose a checkpoint."""
 
     def prompt_for(self, question: str | None = None) -> str:
         """The model prompt of a sample: the task token (if any), then ``prompt_template`` filled
@@ -236,6 +249,23 @@ class TrainConfig:
     """Worker processes that decode images."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Trainer loggers (tensorboard, wandb, none)."""
+    kl_to_base: float = 0.0
+    """beta of a ``beta * KL(base || tuned)`` loss term on the answer tokens (replay samples
+    included), base logits from the model with adapters disabled (LoRA) or from a frozen copy of
+    the starting weights (full tuning: one more model in memory); 0 disables it."""
+    l2_to_init: float = 0.0
+    """lambda of an L2-SP term ``lambda * sum (w - w0)^2`` over the trainable weights, pulling them
+    towards their starting values (a copy of the trainable weights is kept); 0 disables it."""
+    answer_only_logits: bool = True
+    """Compute the output head and the loss only at labelled (answer) positions instead of over the
+    whole sequence; the same loss and gradients, far less memory with a large vocabulary. ``false``
+    takes the model's own full-logits loss."""
+    selection_metric: str | None = None
+    """Evaluation metric that chooses the best checkpoint, e.g. ``anls`` or ``cer``; empty: the
+    task metric of the first evaluated task dataset (CER for transcription, ANLS for vqa ...)."""
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+    """Further ``transformers.TrainingArguments`` passed as given, e.g.
+    ``{ddp_find_unused_parameters: false}``; keys docvlm sets itself are refused."""
 
 
 @dataclass
@@ -318,6 +348,42 @@ class EvalConfig:
 
 
 @dataclass
+class RetentionSuiteConfig:
+    """A general-ability suite scored on the base and the tuned model by ``docvlm retention``."""
+
+    kind: Literal["vqa", "docvqa", "multiple_choice", "caption", "retrieval", "probes"] = "vqa"
+    """``vqa``: several human answers, VQAv2 accuracy; ``docvqa``: ANLS (reported apart from the
+    non-OCR suites); ``multiple_choice``: accuracy; ``caption``: BLEU-4, CIDEr-D, METEOR;
+    ``retrieval``: image<->text Recall@1/5/10 by the model's mean log-likelihood of each caption given
+    each image; ``probes``: label-free drift, KL(base || tuned) and the tuned model's cross-entropy on
+    the base model's greedy answers."""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    """The suite's data, read by the same sources as training data, from its ``test_split``. The
+    answers (``answers_column`` or ``text_column``) are the references; a retrieval suite's
+    ``answers_column`` holds each image's captions; probes need no answers (``text_column`` empty)."""
+    max_samples: int | None = None
+    """Cap on scored samples; empty: ``retention.max_samples``."""
+    choice_mode: Literal["likelihood", "generate"] = "likelihood"
+    """multiple_choice: ``likelihood`` picks the option with the highest mean log-likelihood as the
+    answer; ``generate`` lists the options as ``A. ...`` lines and reads the generated letter."""
+    max_candidates: int = 100
+    """retrieval: images (with all their captions) ranked against each other; the cost is
+    images x captions forward passes per model."""
+
+
+@dataclass
+class RetentionConfig:
+    suites: list[RetentionSuiteConfig] = field(default_factory=list)
+    """General suites scored by ``docvlm retention`` (none: only the task metrics)."""
+    floor: float = 0.95
+    """Lowest accepted retention (tuned / base) per general metric: 0.95 allows a 5% relative drop."""
+    max_samples: int | None = 500
+    """Default cap on scored samples per suite; empty: all."""
+    max_new_tokens: int = 32
+    """Longest generated answer or caption in the suites and probes."""
+
+
+@dataclass
 class Config:
     run_name: str = "run"
     """Name of the run folder."""
@@ -335,6 +401,8 @@ class Config:
     """Decoding for evaluation and prediction."""
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     """What ``docvlm evaluate`` scores."""
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    """General-ability suites and the retention floor (``docvlm retention``)."""
 
     @property
     def run_dir(self) -> Path:
@@ -415,6 +483,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(map(str, typing.get_args(tp)))
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(t) for t in typing.get_args(tp) if t is not type(None))
     if typing.get_origin(tp) is list:
@@ -463,6 +533,123 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return config
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules, checked in one place so that ``docvlm config check`` tells the truth
+
+DATASET_ROLES = ("task", "replay")
+# TrainingArguments that docvlm derives from its own config keys; ``train.trainer_args`` may not
+# set them (two sources for one value would silently disagree).
+TRAINER_ARGS_SET_BY_DOCVLM = {
+    "output_dir": "output_root/run_name", "per_device_train_batch_size": "train.batch_size",
+    "per_device_eval_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.gradient_accumulation_steps",
+    "learning_rate": "train.learning_rate", "weight_decay": "train.weight_decay",
+    "num_train_epochs": "train.num_epochs", "max_steps": "train.max_steps", "warmup_steps": "train.warmup",
+    "lr_scheduler_type": "train.lr_scheduler", "max_grad_norm": "train.max_grad_norm",
+    "gradient_checkpointing": "train.gradient_checkpointing", "logging_steps": "train.logging_steps",
+    "eval_strategy": "train.eval_steps", "eval_steps": "train.eval_steps", "save_strategy": "train.save_steps",
+    "save_steps": "train.save_steps", "save_total_limit": "train.save_total_limit",
+    "load_best_model_at_end": "train.eval_steps", "metric_for_best_model": "train.selection_metric",
+    "greater_is_better": "train.selection_metric", "report_to": "train.report_to",
+    "remove_unused_columns": "(the collator needs every column)", "label_names": "(always labels)",
+    "seed": "train.seed", "data_seed": "train.seed", "dataloader_num_workers": "train.dataloader_workers",
+    "bf16": "model.dtype", "fp16": "model.dtype", "use_cpu": "(chosen from the hardware)",
+    "prediction_loss_only": "(evaluation scores generated answers)",
+    "save_only_model": "(checkpoints keep the optimizer state so --resume works)",
+}
+
+
+def _validate_roles_seams_retention(config: Config) -> None:
+    """The rules of dataset roles, extra Trainer arguments, checkpoint selection, tuning scope,
+    regularizers and retention suites (part of :func:`validate`)."""
+    problems = [*_role_problems(config.data), *_trainer_args_problems(config.train.trainer_args),
+                *_selection_problems(config)]
+    if problems:
+        key, message = problems[0]
+        raise ConfigError(f"config key '{key}': {message}")
+    _validate_tuning(config)
+    _validate_datasets(config)
+    _validate_retention(config.retention)
+
+
+def _role_problems(data: DataConfig) -> list[tuple[str, str]]:
+    return [(f"data.datasets.{i}.role", f"{d.role!r} is not one of {', '.join(map(repr, DATASET_ROLES))}")
+            for i, d in enumerate(data.datasets) if d.role not in DATASET_ROLES]
+
+
+def _selection_problems(config: Config) -> list[tuple[str, str]]:
+    """``train.selection_metric`` must be a metric that some task dataset's evaluation produces."""
+    metric = config.train.selection_metric
+    if metric is None:
+        return []
+    from docvlm.evaluate.scoring import TASK_METRICS  # pure module; imported late (it imports this one)
+
+    produced = {"loss"} | {m for d in config.data.datasets if d.role == "task" and d.eval_split
+                           for m in TASK_METRICS[d.task]}
+    if metric.removeprefix("eval_") not in produced:
+        return [("train.selection_metric", f"'{metric}' is not computed for any task dataset's evaluation split "
+                                           f"(available: {', '.join(sorted(produced))})")]
+    return []
+
+
+def _trainer_args_problems(extra: dict[str, Any]) -> list[tuple[str, str]]:
+    if not extra:
+        return []
+    from transformers import TrainingArguments  # only when used: config checks stay light
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    problems = []
+    for key in extra:
+        if key in TRAINER_ARGS_SET_BY_DOCVLM:
+            problems.append((f"train.trainer_args.{key}",
+                             f"set by docvlm from {TRAINER_ARGS_SET_BY_DOCVLM[key]}; use that instead"))
+        elif key not in known:
+            problems.append((f"train.trainer_args.{key}", "not a transformers TrainingArguments field "
+                                                          "(see transformers.TrainingArguments)"))
+    return problems
+
+
+def _validate_tuning(config: Config) -> None:
+    if config.tuning.scope is not None and config.tuning.lora.target_modules:
+        raise ConfigError("config keys 'tuning.scope' and 'tuning.lora.target_modules' exclude each other: "
+                          "the scope preset chooses the adapted layers")
+    for key in ("kl_to_base", "l2_to_init"):
+        if getattr(config.train, key) < 0:
+            raise ConfigError(f"config key 'train.{key}' must be >= 0")
+
+
+def _validate_datasets(config: Config) -> None:
+    for i, dataset in enumerate(config.data.datasets):
+        if not dataset.text_column and not dataset.answers_column:
+            raise ConfigError(f"config key 'data.datasets.{i}.text_column' is empty: a training or evaluation "
+                              "dataset needs its targets (only retention probes go without)")
+
+
+def _validate_retention(retention: RetentionConfig) -> None:
+    if not 0 < retention.floor <= 1:
+        raise ConfigError(f"config key 'retention.floor' must be in (0, 1], got {retention.floor}")
+    if retention.max_samples is not None and retention.max_samples < 1:
+        raise ConfigError("config key 'retention.max_samples' must be >= 1")
+    names: set[str] = set()
+    for i, suite in enumerate(retention.suites):
+        key = f"retention.suites.{i}"
+        if suite.dataset.name in names:
+            raise ConfigError(f"config key '{key}.dataset.name': '{suite.dataset.name}' names two suites")
+        names.add(suite.dataset.name)
+        if not suite.dataset.test_split:
+            raise ConfigError(f"config key '{key}.dataset.test_split': a suite is scored on its test split; set it")
+        if suite.max_samples is not None and suite.max_samples < 1:
+            raise ConfigError(f"config key '{key}.max_samples' must be >= 1")
+        if suite.kind == "multiple_choice" and not suite.dataset.options_column:
+            raise ConfigError(f"config key '{key}.dataset.options_column': a multiple_choice suite needs the column "
+                              "holding its options")
+        if suite.kind != "probes" and not (suite.dataset.answers_column or suite.dataset.text_column):
+            raise ConfigError(f"config key '{key}.dataset.text_column' is empty: a {suite.kind} suite needs answers "
+                              "(only probes go without)")
+        if suite.kind == "retrieval" and suite.max_candidates < 2:
+            raise ConfigError(f"config key '{key}.max_candidates' must be >= 2 (images ranked against each other)")
 
 
 def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
@@ -552,6 +739,7 @@ def validate(config: Config) -> None:
         key, message = problems[0]
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise ConfigError(f"config key '{key}': {message}{more}")
+    _validate_roles_seams_retention(config)
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")

@@ -78,6 +78,9 @@ class Record:
     source: SourceRef | None = None
     """For PAGE/ALTO lines: the file and element the line was read from."""
 
+    options: tuple[str, ...] = ()
+    """Multiple choice: the options offered (``options_column``)."""
+
     @property
     def all_references(self) -> tuple[str, ...]:
         return self.references or ((self.target,) if self.target else ())

@@ -177,10 +177,10 @@ def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, def
     sample_id = str(row.get(dataset.id_column or "id", default_id))
     where = f"{where} (sample '{sample_id}')"
     target_column = dataset.answers_column or dataset.text_column
-    for column in (dataset.image_column, target_column) + ((dataset.question_column,) if dataset.question_column else ()):
-        if column not in row:
+    for column in (dataset.image_column, target_column, dataset.question_column, dataset.options_column):
+        if column and column not in row:
             raise BadSample("missing_field", f"{where}: field '{column}' is missing")
-    target, references = _answers(dataset, row[target_column], where)
+    target, references = _answers(dataset, row.get(target_column) if target_column else None, where)
     image_path = resolve_inside(path.parent, str(row[dataset.image_column]),
                                 f"{where}: field '{dataset.image_column}'", dataset.allow_outside_root)
     check_image_header(str(image_path), f"{where}: field '{dataset.image_column}' ({image_path})")
@@ -188,6 +188,8 @@ def _jsonl_record(dataset: DatasetConfig, row: dict, path: Path, where: str, def
     record.references = references
     if dataset.question_column:
         record.prompt = dataset.prompt_for(_question(dataset, row[dataset.question_column], where))
+    if dataset.options_column:
+        record.options = _options(dataset, row[dataset.options_column], where)
     # Manifests written by ``docvlm data export`` carry per-sample prompts and VQA answers.
     if isinstance(row.get("prompt"), str) and row["prompt"].strip():
         record.prompt = row["prompt"]
@@ -232,7 +234,8 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
     where = f"dataset '{dataset.source}' split '{split}'"
     target_column = dataset.answers_column or dataset.text_column
     # Read the text columns only: selecting columns avoids decoding any image here.
-    text_columns = list(dict.fromkeys(c for c in (target_column, dataset.question_column, dataset.id_column,
+    text_columns = list(dict.fromkeys(c for c in (target_column, dataset.question_column, dataset.options_column,
+                                                  dataset.id_column,
                                                   dataset.group_column, dataset.language_column,
                                                   *dataset.extra_columns) if c))
     for column in [dataset.image_column] + text_columns:
@@ -248,11 +251,13 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
         row_where = f"{where} row {row_index} (sample '{sample_id}')"
         report.total += 1
         try:
-            target, references = _answers(dataset, row[target_column], row_where)
+            target, references = _answers(dataset, row[target_column] if target_column else None, row_where)
             record = _record(dataset, sample_id, target, row_index, row_where, row)
             record.references = references
             if dataset.question_column:
                 record.prompt = dataset.prompt_for(_question(dataset, row[dataset.question_column], row_where))
+            if dataset.options_column:
+                record.options = _options(dataset, row[dataset.options_column], row_where)
             records.append(record)
         except BadSample as bad:
             _handle_bad(bad, report, on_bad)
@@ -263,15 +268,29 @@ def index_hf(dataset: DatasetConfig, role: str, report: SkipReport, on_bad: str)
 def _answers(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, tuple[str, ...]]:
     """The training target and, for a list of answers, every acceptable one (first = target)."""
     column = dataset.answers_column or dataset.text_column
+    if not column:  # label-free prompts (retention drift probes): no target is read
+        return "", ()
     if dataset.answers_column:
         answers = [value] if isinstance(value, str) else list(value or [])
+        # VQAv2 on the hub stores answers as {answer, answer_confidence, answer_id} records.
+        answers = [a.get("answer") if isinstance(a, dict) else a for a in answers]
         answers = [a for a in answers if isinstance(a, str) and a.strip()]
         if not answers:
             raise BadSample("empty_target", f"{where}: field '{column}' has no non-empty answer")
         return answers[0], tuple(answers) if len(answers) > 1 else ()
+    if isinstance(value, int) and not isinstance(value, bool) and dataset.options_column:
+        value = str(value)  # a multiple-choice answer given as the option's index
     if not isinstance(value, str) or not value.strip():
         raise BadSample("empty_target", f"{where}: field '{column}' is empty")
     return value, ()
+
+
+def _options(dataset: DatasetConfig, value: Any, where: str) -> tuple[str, ...]:
+    """Multiple-choice options: a list of at least two non-empty strings."""
+    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(o, str) and o.strip() for o in value):
+        raise BadSample("bad_options", f"{where}: field '{dataset.options_column}' must be a list of at least two "
+                                       f"non-empty options, got {value!r}")
+    return tuple(value)
 
 
 def _question(dataset: DatasetConfig, value: Any, where: str) -> str:

@@ -60,6 +60,10 @@ class FamilySpec:
     generation: dict = field(default_factory=dict)
     """Generation defaults of the family (``generation`` config keys) that a shipped config or
     ``predict`` on a bare model start from."""
+    attention_layers: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    """The language model's attention projections (``tuning.scope: language_attention``)."""
+    mlp_gate_up_layers: tuple[str, ...] = ("gate_proj", "up_proj")
+    """The language model's MLP gate and up projections (``tuning.scope: language_mlp_gate_up``)."""
     notes: str = ""
 
     def components(self) -> dict[str, tuple[Component, ...]]:
@@ -88,6 +92,28 @@ class FamilySpec:
         if not alternatives:
             raise ModelError(f"{self.name}: no linear layers to adapt in components {components}")
         return "^(?:" + "|".join(alternatives) + ")$"
+
+
+    def scope_components(self, scope: str) -> list[str]:
+        """The components a ``tuning.scope`` preset trains."""
+        return {"projector": ["projector"], "all": ["vision", "projector", "language"]}.get(scope, ["language"])
+
+    def scope_regex(self, scope: str) -> str:
+        """A full-match regex over module names: the linear layers a scope preset trains (LoRA targets)."""
+        narrow = {"language_attention": self.attention_layers, "language_mlp_gate_up": self.mlp_gate_up_layers}
+        if scope not in narrow:
+            return self.lora_target_regex(self.scope_components(scope))
+        parts = [Component(part.prefix, narrow[scope], part.exclude) for part in self.language if part.linear_layers]
+        alternatives = [f"{re.escape(p.prefix)}\\.(?:.*\\.)?(?:{'|'.join(map(re.escape, p.linear_layers))})" for p in parts]
+        return "^(?:" + "|".join(alternatives) + ")$"
+
+    def in_scope(self, parameter_name: str, scope: str) -> bool:
+        """Whether full tuning with a scope preset trains this parameter (weights and biases of the
+        scope's linear layers; every parameter of a whole-component scope)."""
+        if scope in ("language_attention", "language_mlp_gate_up"):
+            module = strip_peft_prefix(parameter_name).rsplit(".", 1)[0]
+            return re.fullmatch(self.scope_regex(scope), module) is not None
+        return self.component_of(parameter_name) in self.scope_components(scope)
 
 
 def _inside(name: str, prefix: str) -> bool:
@@ -164,6 +190,9 @@ FAMILIES: dict[str, FamilySpec] = {
             language=(Component("model.language_model", ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")),
                       Component("lm_head")),
             end_of_turn="</s>",
+            # BART's attention ends in out_proj, and its MLP has no gate: fc1 is the up projection.
+            attention_layers=("q_proj", "k_proj", "v_proj", "out_proj"),
+            mlp_gate_up_layers=("fc1",),
             pixel_budget_keys=None,
             processor_options=("size",),
             default_prompt="<OCR>",

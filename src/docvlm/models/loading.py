@@ -154,7 +154,8 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
     frozen = frozen_components(tuning)
     if tuning.method == "full":
         for name, parameter in model.named_parameters():
-            parameter.requires_grad = spec.component_of(name) not in frozen
+            parameter.requires_grad = (spec.in_scope(name, tuning.scope) if tuning.scope
+                                       else spec.component_of(name) not in frozen)
         if not any(p.requires_grad for p in model.parameters()):
             raise ConfigError("tuning: every component is frozen, nothing would be trained")
         if gradient_checkpointing:
@@ -168,6 +169,8 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
     elif gradient_checkpointing:
         model.enable_input_require_grads()
     targets = tuning.lora.target_modules
+    if tuning.scope:
+        targets = spec.scope_regex(tuning.scope)
     if not targets:
         trainable = [c for c in ("vision", "projector", "language") if c not in frozen]
         if not trainable:
@@ -190,6 +193,9 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
 
 
 def frozen_components(tuning: TuningConfig) -> set[str]:
+    if tuning.scope:  # the preset decides, the freeze_* flags are not read
+        trained = {"projector": {"projector"}, "all": {"vision", "projector", "language"}}.get(tuning.scope, {"language"})
+        return {"vision", "projector", "language"} - trained
     return {name for name, is_frozen in (("vision", tuning.freeze_vision), ("projector", tuning.freeze_projector),
                                          ("language", tuning.freeze_language)) if is_frozen}
 

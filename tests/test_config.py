@@ -79,7 +79,8 @@ def test_every_field_is_documented():
     assert undocumented == []
 
 
-SHIPPED = sorted(CONFIG_DIR.rglob("*.yaml"))
+# configs/accelerate/ holds accelerate launch configs, not docvlm configs (tests/test_distributed.py).
+SHIPPED = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.parent.name != "accelerate")
 
 
 def test_required_configs_are_shipped():

@@ -93,3 +93,21 @@ def test_two_processes_equal_one_with_the_same_global_batch(tiny_models, lines_w
     assert reports[1] == reports[0]
     summaries = [json.loads((run / "train_summary.json").read_text()) for run in (single.run_dir, ddp.run_dir)]
     assert summaries[1]["best_eval_cer"] == pytest.approx(summaries[0]["best_eval_cer"])
+
+
+@pytest.mark.parametrize("name,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
+                                       ("deepspeed_zero3", "DEEPSPEED")])
+def test_shipped_accelerate_configs_load_as_accelerate_configs(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(SRC / "docvlm" / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.value == kind and config.num_processes == 2
+    # Precision is docvlm's (model.dtype); accelerate must not cast on top of it.
+    assert config.mixed_precision == "no"
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # model/ loads in transformers
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])
+        # Left "auto" so the Trainer fills them from the docvlm config.
+        assert "gradient_accumulation_steps" not in config.deepspeed_config

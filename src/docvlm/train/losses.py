@@ -187,6 +187,38 @@ def decoder_inputs(model: Any, labels: torch.Tensor) -> torch.Tensor:
     return shift(labels, text.pad_token_id, text.decoder_start_token_id)
 
 
+class HeadSelector:
+    """A forward pre-hook on the output head, installed once per head and idle unless a selection
+    is active: then it keeps the hidden states at the selected positions and, unless ``full``,
+    hands only those to the head. One hook for the model's lifetime (rather than one per batch)
+    keeps ``torch.compile`` from recompiling every step on a changed hook."""
+
+    def __init__(self):
+        self.mask: torch.Tensor | None = None
+        self.full = False
+        self.hidden: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, head: torch.nn.Module) -> "HeadSelector":
+        selector = getattr(head, "_docvlm_selector", None)
+        if selector is None:
+            selector = cls()
+            head._docvlm_selector = selector
+            head.register_forward_pre_hook(selector.hook)
+        return selector
+
+    def hook(self, _module, args):
+        if self.mask is None:  # generation, evaluation loss, anything outside answer_logits
+            return None
+        hidden = args[0]
+        if hidden.shape[:2] != self.mask.shape:
+            raise RuntimeError(f"output head got hidden states of shape {tuple(hidden.shape)}, labels are "
+                               f"{tuple(self.mask.shape)}: this model's forward does not fit answer-only "
+                               "logits; set train.answer_only_logits: false")
+        self.hidden = hidden[self.mask]
+        return None if self.full else (self.hidden, *args[1:])
+
+
 def answer_logits(model: Any, inputs: dict[str, Any], labels: torch.Tensor, full: bool = False,
                   loss_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """One forward pass; hidden states and float32 logits at the labelled positions only.
@@ -198,28 +230,18 @@ def answer_logits(model: Any, inputs: dict[str, Any], labels: torch.Tensor, full
     """
     seq2seq = is_seq2seq(model)
     mask, targets = labelled_positions(labels, seq2seq)
-    head = core_model(model).get_output_embeddings()
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep_labelled(_module, args):
-        hidden = args[0]
-        if hidden.shape[:2] != mask.shape:
-            raise RuntimeError(f"output head got hidden states of shape {tuple(hidden.shape)}, labels are "
-                               f"{tuple(mask.shape)}: this model's forward does not fit answer-only logits; "
-                               "set train.answer_only_logits: false")
-        captured["hidden"] = hidden[mask]
-        return None if full else (captured["hidden"], *args[1:])
-
+    selector = HeadSelector.of(core_model(model).get_output_embeddings())
     call = dict(inputs, use_cache=False)
     if full:
         call.update(labels=labels, **(loss_kwargs or {}))
     elif seq2seq:
         call["decoder_input_ids"] = decoder_inputs(model, labels)
-    handle = head.register_forward_pre_hook(keep_labelled)
+    selector.mask, selector.full = mask, full
     try:
         outputs = model(**call)
+        hidden = selector.hidden
     finally:
-        handle.remove()
+        selector.mask, selector.hidden = None, None
     logits = outputs.logits[mask] if full else outputs.logits
-    return {"mask": mask, "targets": targets, "hidden": captured["hidden"], "logits": logits.float(),
+    return {"mask": mask, "targets": targets, "hidden": hidden, "logits": logits.float(),
             "model_loss": outputs.loss if full else None}

@@ -63,6 +63,13 @@ class DocVLMTrainer(Trainer):
 
         With the task term alone and ``answer_only_logits: false`` this is the Trainer's own loss
         (full logits), kept as the reference path."""
+        if isinstance(model, torch.nn.DataParallel):
+            # Several GPUs in one process: each replica sees a slice of the batch, so positions
+            # cannot be picked for the whole batch. torchrun / accelerate launch avoid this mode.
+            if len(self.loss_terms) > 1:
+                raise ConfigError("extra loss terms need one process per GPU: launch with torchrun or "
+                                  "accelerate launch (see README, 'Train on several GPUs')")
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if not self.answer_only_logits and len(self.loss_terms) == 1:
             found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = found[0] if return_outputs else found

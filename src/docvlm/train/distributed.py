@@ -43,7 +43,9 @@ def _delta(now: SkipReport, before: SkipReport) -> dict[str, Any]:
             delta[f.name] = Counter({k: v - earlier.get(k, 0) for k, v in current.items() if v != earlier.get(k, 0)})
         elif isinstance(current, list):
             delta[f.name] = current[len(earlier):]
-        else:
+        elif isinstance(current, dict):  # e.g. unread files: entries added since the snapshot
+            delta[f.name] = {k: v for k, v in current.items() if k not in earlier}
+        else:  # numbers, and sets of keys (set difference)
             delta[f.name] = current - earlier
     return delta
 
@@ -70,6 +72,8 @@ def sum_over_processes(reports: dict[str, SkipReport], before: dict[str, SkipRep
                     value.update(change)
                 elif isinstance(value, list):
                     value.extend(change[:max(EXAMPLES_KEPT - len(value), 0)])
+                elif isinstance(value, (dict, set)):
+                    value.update(change)
                 else:
                     value += change
             setattr(report, f.name, value)

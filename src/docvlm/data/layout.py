@@ -1,4 +1,4 @@
-"""PAGE-XML (2013, 2019) and ALTO (v2-v4) pages read into line records.
+"""PAGE-XML (2010-2019) and ALTO (v1-v4) pages read into line records.
 
 Every text line becomes a ``Record`` whose image is a ``LineCrop``: the page image path, the
 line's bounding box (polygon extent plus ``line_padding``, clipped to the page) and its polygon.
@@ -24,6 +24,9 @@ Conventions:
 - Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
   the innermost listed region that contains it), then lines of regions it does not list, in
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
+- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). ALTO in pixels, or
+  in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
+  ``WIDTH``/``HEIGHT`` (ALTO 1 and ABBYY-made files such as the Library of Congress' newspapers).
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
   ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their
   boxes touch or overlap by less than half the narrower box (``HPOS``/``WIDTH``; boxes that
@@ -41,6 +44,7 @@ Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +73,9 @@ class LayoutLine:
     sourceline: int
     index: int = 0
     """Position among all ``TextLine`` elements of the file (document order)."""
+    extent: bool = False
+    """The polygon is an ALTO box given as its outer corners ``(HPOS, VPOS)``, ``(HPOS + WIDTH,
+    VPOS + HEIGHT)`` in a non-pixel unit; the last pixel is taken off once scaled to pixels."""
 
 
 @dataclass
@@ -77,6 +84,9 @@ class LayoutPage:
     image_name: str
     lines: list[LayoutLine]
     split_tag: str | None
+    unit_extent: tuple[float, float] | None = None
+    """ALTO in ``mm10``/``inch1200``: the page's ``WIDTH``/``HEIGHT`` in that unit; coordinates
+    are scaled to pixels by the page image's size over this extent. None: pixels."""
 
 
 def _local(element) -> str:
@@ -166,9 +176,21 @@ def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
         (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
     return LayoutLine(
         id=line.get("id") or f"line{index}", text=_page_text(line),
-        polygon=parse_points(coords.get("points") if coords is not None else None, where),
-        baseline=parse_points(baseline.get("points"), where) if baseline is not None else None,
+        polygon=_page_points(coords, where),
+        baseline=_page_points(baseline, where) if baseline is not None else None,
         region_type=region_type, language=language, sourceline=line.sourceline, index=index)
+
+
+def _page_points(element, where: str) -> list[Point]:
+    """A ``Coords``/``Baseline`` outline: the ``points`` attribute (PAGE 2013 and later) or, in
+    PAGE 2010 (``2010-01-12``, ``2010-03-19``), ``Point x= y=`` children."""
+    if element is None:
+        return []
+    if element.get("points") is not None:
+        return parse_points(element.get("points"), where)
+    points = element.findall("{*}Point")
+    text = " ".join(f"{point.get('x')},{point.get('y')}" for point in points)
+    return parse_points(text, f"{where}: Point") if points else []
 
 
 def _flatten_order(group) -> list[str]:
@@ -202,25 +224,45 @@ def _page_text(line) -> str:
 
 
 def read_alto(path: Path, root: etree._Element) -> LayoutPage:
-    unit = root.findtext("{*}Description/{*}MeasurementUnit", default="pixel").strip()
-    if unit != "pixel":
-        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' is not supported (only pixel)")
+    unit = (root.findtext("{*}Description/{*}MeasurementUnit") or "pixel").strip()
+    extent = _unit_extent(path, root, unit)
     image_name = (root.findtext("{*}Description/{*}sourceImageInformation/{*}fileName") or "").strip()
     lines = []
     for index, line in enumerate(root.iter("{*}TextLine")):
         block = line.getparent()
         where = f"{path}:{line.sourceline}"
         shape = line.find("{*}Shape/{*}Polygon")
-        polygon = parse_points(shape.get("POINTS"), where) if shape is not None else _alto_box(line, where)
+        polygon = (parse_points(shape.get("POINTS"), where) if shape is not None
+                   else _alto_box(line, where, outer=extent is not None))
         lines.append(LayoutLine(
             id=line.get("ID") or f"line{index}", text=_alto_text(line), polygon=polygon,
             baseline=_alto_baseline(line, polygon, where), region_type=block.get("TYPE") or _local(block),
-            language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline, index=index))
+            language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline, index=index,
+            extent=shape is None and extent is not None))
     tag = root.find("{*}Tags/{*}OtherTag[@LABEL='split']")
-    return LayoutPage(path, image_name, lines, tag.get("VALUE") if tag is not None else None)
+    return LayoutPage(path, image_name, lines, tag.get("VALUE") if tag is not None else None, extent)
 
 
-def _alto_box(line, where: str) -> list[Point]:
+def _unit_extent(path: Path, root, unit: str) -> tuple[float, float] | None:
+    """None for ``pixel``; for ``mm10``/``inch1200`` (ALTO 1 and ABBYY-made files, e.g. the
+    Library of Congress' newspaper ALTO) the first ``Page``'s ``WIDTH``/``HEIGHT``, which span the
+    page image: the scale to pixels needs no resolution from the image's metadata."""
+    if unit == "pixel":
+        return None
+    if unit not in ("mm10", "inch1200"):
+        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' is not an ALTO unit (pixel, mm10, inch1200)")
+    page = root.find("{*}Layout/{*}Page")
+    try:
+        width, height = float(page.get("WIDTH")), float(page.get("HEIGHT"))
+    except (AttributeError, TypeError, ValueError):
+        width = height = 0.0
+    if width <= 0 or height <= 0:
+        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' needs the Page's WIDTH and HEIGHT "
+                                      "to scale coordinates to the page image")
+    return width, height
+
+
+def _alto_box(line, where: str, outer: bool = False) -> list[Point]:
     try:
         x, y = float(line.get("HPOS")), float(line.get("VPOS"))
         w, h = float(line.get("WIDTH")), float(line.get("HEIGHT"))
@@ -228,6 +270,8 @@ def _alto_box(line, where: str) -> list[Point]:
         raise BadSample("bad_coordinates", f"{where}: TextLine needs numeric HPOS, VPOS, WIDTH and HEIGHT") from None
     if w <= 0 or h <= 0:
         return [(round(x), round(y))]  # zero area: reported when the crop is made
+    if outer:  # a non-pixel unit: the outer corners, scaled to pixels before the last pixel goes
+        return [(round(x), round(y)), (round(x + w), round(y)), (round(x + w), round(y + h)), (round(x), round(y + h))]
     # The box covers pixels x .. x + w - 1, so that the crop is exactly w x h.
     right, bottom = round(x + w) - 1, round(y + h) - 1
     return [(round(x), round(y)), (right, round(y)), (right, bottom), (round(x), bottom)]
@@ -400,6 +444,8 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
         try:
             if size is None:
                 image_path, size = _page_image(page, dataset, source, where)
+            if page.unit_extent is not None:
+                line = _to_pixels(line, page.unit_extent, size)
             record = _line_record(line, image_path, size, dataset, sample_id, page_id, where, report, inference)
             if inference:
                 record.source = SourceRef(str(page.xml), line.index, line.id, str(root))
@@ -407,6 +453,24 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
         except BadSample as bad:
             handle_bad(bad, report, on_bad)
     return records
+
+
+def _to_pixels(line: LayoutLine, extent: tuple[float, float], size: tuple[int, int]) -> LayoutLine:
+    """A line in ``mm10``/``inch1200`` coordinates scaled to the page image's pixels."""
+    sx, sy = size[0] / extent[0], size[1] / extent[1]
+
+    def scale(points):
+        return [(round(x * sx), round(y * sy)) for x, y in points] if points else points
+
+    polygon = scale(line.polygon)
+    if line.extent and len(polygon) == 4:  # outer corners -> last pixel inside (as for pixel boxes)
+        (left, top), (right, bottom) = polygon[0], polygon[2]
+        right, bottom = max(right - 1, left), max(bottom - 1, top)
+        polygon = [(left, top), (right, top), (right, bottom), (left, bottom)]
+        # An ALTO 2/3 BASELINE spans the box: it ends on the same last pixel.
+        baseline = [(min(max(x, left), right), y) for x, y in scale(line.baseline)] if line.baseline else None
+        return dataclasses.replace(line, polygon=polygon, baseline=baseline, extent=False)
+    return dataclasses.replace(line, polygon=polygon, baseline=scale(line.baseline), extent=False)
 
 
 def _search_root(source: Path) -> Path:

@@ -1,0 +1,95 @@
+"""PAGE-XML and ALTO variants found in public archives' files: PAGE 2010 ``Point`` coordinates
+(PRImA's own samples) and ALTO in ``inch1200``/``mm10`` (ALTO 1, ABBYY-made newspaper ALTO).
+Sources: fixtures/layout/SOURCES.md; page images are synthesised at the stated size."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lxml import etree
+from PIL import Image
+
+from docvlm.config import DataConfig, DatasetConfig
+from docvlm.data.layout import index_layout_for_inference
+from docvlm.data.schema import SkipReport
+from docvlm.data.sources import load_split
+from docvlm.errors import DataError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "layout"
+
+
+def image(path: Path, size) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0]), 200, dtype=np.uint8)).save(path)
+    return path
+
+
+def inference(source: Path):
+    report = SkipReport()
+
+    def handle_bad(bad, report, on_bad):
+        raise bad
+
+    dataset = DatasetConfig(name="d", source=str(source))
+    return index_layout_for_inference(source, dataset, report, "error", handle_bad)
+
+
+def test_page_2010_point_coordinates_are_read(tmp_path):
+    # PRImA's PAGE 2010-03-19 sample: Coords as <Point x= y=/> children, no points attribute.
+    source = FIXTURES / "prima" / "RegionTypes_2010-03-19.xml"
+    shutil.copy(source, tmp_path / "RegionTypes_2010-03-19.xml")
+    image(tmp_path / "RegionTypes.tif", (700, 800))
+    records = inference(tmp_path)
+    lines = list(etree.parse(str(source)).getroot().iter("{*}TextLine"))
+    assert len(records) == len(lines) == 4
+    expected = []
+    for line in lines:
+        xs = [int(p.get("x")) for p in line.findall("{*}Coords/{*}Point")]
+        ys = [int(p.get("y")) for p in line.findall("{*}Coords/{*}Point")]
+        expected.append((f"RegionTypes_2010-03-19:{line.get('id')}", (min(xs), min(ys), max(xs) + 1, max(ys) + 1)))
+    assert [(r.id, r.image_ref.box) for r in records] == expected
+    assert records[0].image_ref.box == (32, 31, 274, 56)  # x 32..273, y 31..55
+    assert len(records[0].image_ref.polygon) == 36
+
+
+def alto_in(unit: str, width: str, height: str) -> str:
+    # ALTO 1 (the CCS namespace) as the Library of Congress' newspaper OCR writes it.
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://schema.ccs-gmbh.com/ALTO"><Description><MeasurementUnit>{unit}</MeasurementUnit>
+  <sourceImageInformation><fileName>
+    \\\\libdpsrv1\\storage\\ocr\\0070.tif
+  </fileName></sourceImageInformation></Description>
+  <Layout><Page ID="P1" PHYSICAL_IMG_NR="1" WIDTH="{width}" HEIGHT="{height}"><PrintSpace>
+    <TextBlock ID="TB1" HPOS="1200" VPOS="2400" WIDTH="2400" HEIGHT="600">
+      <TextLine HPOS="1200" VPOS="2400" WIDTH="2400" HEIGHT="200" BASELINE="2580">
+        <String CONTENT="The" HPOS="1200" VPOS="2400" WIDTH="300" HEIGHT="200"/><SP/>
+        <String CONTENT="news" HPOS="1600" VPOS="2400" WIDTH="400" HEIGHT="200"/></TextLine>
+    </TextBlock></PrintSpace></Page></Layout></alto>"""
+
+
+@pytest.mark.parametrize("unit,width,height", [("inch1200", "4800", "6000"), ("mm10", "4064", "5080")])
+def test_alto_in_non_pixel_units_is_scaled_to_the_page_image(tmp_path, unit, width, height):
+    # A 4 x 5 inch page scanned at 300 dpi: 1200 x 1500 pixels; 4800 inch1200 = 4064 mm10.
+    (tmp_path / "page.xml").write_text(alto_in(unit, width, height), encoding="utf-8")
+    image(tmp_path / "0070.tif", (1200, 1500))  # the bare name of the Windows path it names
+    (record,) = inference(tmp_path)
+    assert record.target == "The news"
+    scale = (1200 / float(width), 1500 / float(height))
+    left, top = round(1200 * scale[0]), round(2400 * scale[1])
+    right, bottom = round(3600 * scale[0]), round(2600 * scale[1])
+    assert record.image_ref.box == (left, top, right, bottom)
+    if unit == "inch1200":
+        assert record.image_ref.box == (300, 600, 900, 650)  # 1/1200 inch -> 1/300 inch: a quarter
+        assert record.image_ref.baseline == ((300, 645), (899, 645))
+
+
+def test_alto_unit_without_page_size_or_unknown_unit_is_one_error(tmp_path):
+    (tmp_path / "page.xml").write_text(alto_in("inch1200", "0", "6000"), encoding="utf-8")
+    image(tmp_path / "0070.tif", (1200, 1500))
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    with pytest.raises(DataError, match="page.xml: MeasurementUnit 'inch1200' needs the Page's WIDTH and HEIGHT"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))
+    (tmp_path / "page.xml").write_text(alto_in("mm", "4800", "6000"), encoding="utf-8")
+    with pytest.raises(DataError, match="MeasurementUnit 'mm' is not an ALTO unit"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))

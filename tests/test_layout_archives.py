@@ -93,3 +93,25 @@ def test_alto_unit_without_page_size_or_unknown_unit_is_one_error(tmp_path):
     (tmp_path / "page.xml").write_text(alto_in("mm", "4800", "6000"), encoding="utf-8")
     with pytest.raises(DataError, match="MeasurementUnit 'mm' is not an ALTO unit"):
         load_split(dataset, "train", DataConfig(datasets=[dataset]))
+
+
+def point_box(element) -> tuple:
+    xs = [int(p.get("x")) for p in element.findall("{*}Coords/{*}Point")]
+    ys = [int(p.get("y")) for p in element.findall("{*}Coords/{*}Point")]
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
+
+
+def test_transkribus_page_2010_with_text_is_read_whole(tmp_path):
+    # Transkribus' own test document (PAGE 2010-03-19, Point coordinates, Word level too).
+    source = FIXTURES / "transkribus" / "StAZ-Sign.2-1_003.xml"
+    shutil.copy(source, tmp_path / source.name)
+    image(tmp_path / "StAZ-Sign.2-1_003.tif", (3312, 5144))
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    records = load_split(dataset, "train", DataConfig(datasets=[dataset])).records
+    lines = list(etree.parse(str(source)).getroot().iter("{*}TextLine"))
+    expected = [(f"StAZ-Sign.2-1_003:{line.get('id')}", line.findtext("{*}TextEquiv/{*}Unicode"), point_box(line))
+                for line in lines]
+    assert len(records) == len(lines) == 15
+    assert [(r.id, r.target, r.image_ref.box) for r in records] == expected
+    assert records[0].target == "dasselbs und solang die Mess werdt,"
+    assert records[0].image_ref.box == (1438, 497, 2923, 656)

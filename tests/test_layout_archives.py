@@ -115,3 +115,22 @@ def test_transkribus_page_2010_with_text_is_read_whole(tmp_path):
     assert [(r.id, r.target, r.image_ref.box) for r in records] == expected
     assert records[0].target == "dasselbs und solang die Mess werdt,"
     assert records[0].image_ref.box == (1438, 497, 2923, 656)
+
+
+@pytest.mark.parametrize("name,image_size,count", [
+    ("test.alto2.xml", (1720, 2500), 30),  # ABBYY FineReader Engine, ALTO 2, UTF-8 BOM, no fileName
+    ("lorem-ipsum-scan.ocr.tesseract.alto.xml", (2481, 3508), 7)])  # tesseract 4.1, ALTO 3, empty fileName
+def test_abbyy_and_tesseract_alto_read_whole(tmp_path, name, image_size, count):
+    source = FIXTURES / "dinglehopper" / name
+    shutil.copy(source, tmp_path / name)
+    image(tmp_path / (Path(name).stem + ".png"), image_size)  # no image named: the same stem
+    records = inference(tmp_path)
+    lines = list(etree.parse(str(source)).getroot().iter("{*}TextLine"))
+    expected = []
+    for line in lines:
+        text = "".join(c.get("CONTENT") if etree.QName(c).localname != "SP" else " "
+                       for c in line if etree.QName(c).localname in ("String", "SP", "HYP"))
+        x, y, w, h = (int(float(line.get(k))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+        expected.append((text, (x, y, x + w, y + h)))
+    assert len(records) == len(lines) == count
+    assert [(r.target, r.image_ref.box) for r in records] == expected

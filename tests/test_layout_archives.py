@@ -134,3 +134,23 @@ def test_abbyy_and_tesseract_alto_read_whole(tmp_path, name, image_size, count):
         expected.append((text, (x, y, x + w, y + h)))
     assert len(records) == len(lines) == count
     assert [(r.target, r.image_ref.box) for r in records] == expected
+
+
+def test_an_index_that_is_not_an_integer_is_one_error_naming_file_and_line(tmp_path):
+    source = (FIXTURES / "page2019.xml").read_text(encoding="utf-8")
+    (tmp_path / "page2019.xml").write_text(source.replace('<TextEquiv index="2">', '<TextEquiv index="2.0">'),
+                                           encoding="utf-8")
+    image(tmp_path / "page2019.png", (400, 300))
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    with pytest.raises(DataError, match=r"page2019.xml:14: TextEquiv index '2.0' is not an integer"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))
+    skipped = load_split(dataset, "train", DataConfig(datasets=[dataset], on_bad_sample="skip")).report
+    assert skipped.skipped == {"bad_layout": 1} and "page2019.xml" in skipped.unread_files
+
+
+def test_an_alto_baseline_that_is_not_a_number_is_one_error_naming_file_and_line(tmp_path):
+    source = (FIXTURES / "alto2.xml").read_text(encoding="utf-8")
+    (tmp_path / "alto2.xml").write_text(source.replace('BASELINE="34"', 'BASELINE="n/a"'), encoding="utf-8")
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    with pytest.raises(DataError, match=r"alto2.xml:11: TextLine BASELINE 'n/a' is not a number"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))

@@ -126,7 +126,7 @@ def read_page(path: Path, root: etree._Element) -> LayoutPage:
     page = root.find("{*}Page")
     if page is None:
         raise BadSample("bad_layout", f"{path}:{root.sourceline}: PcGts has no Page element")
-    order = {ref: rank for rank, ref in enumerate(dict.fromkeys(_flatten_order(page.find("{*}ReadingOrder"))))}
+    order = {ref: rank for rank, ref in enumerate(dict.fromkeys(_flatten_order(page.find("{*}ReadingOrder"), path)))}
     position = {element: number for number, element in enumerate(page.iter())}
     keyed = []
     for index, line in enumerate(page.iter("{*}TextLine")):
@@ -175,7 +175,7 @@ def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
     language = line.get("primaryLanguage") or next(
         (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
     return LayoutLine(
-        id=line.get("id") or f"line{index}", text=_page_text(line),
+        id=line.get("id") or f"line{index}", text=_page_text(line, path),
         polygon=_page_points(coords, where),
         baseline=_page_points(baseline, where) if baseline is not None else None,
         region_type=region_type, language=language, sourceline=line.sourceline, index=index)
@@ -193,26 +193,39 @@ def _page_points(element, where: str) -> list[Point]:
     return parse_points(text, f"{where}: Point") if points else []
 
 
-def _flatten_order(group) -> list[str]:
+def _flatten_order(group, path: Path) -> list[str]:
     """Region ids of a (nested) reading-order group, ordered groups sorted by ``index``."""
     if group is None:
         return []
     children = [child for child in group if isinstance(child.tag, str)]
     if _local(group) == "OrderedGroup" or any(child.get("index") is not None for child in children):
-        children.sort(key=lambda child: int(child.get("index", 0)))
+        children.sort(key=lambda child: _index(child, 0, path))
     refs = []
     for child in children:
         if child.get("regionRef"):
             refs.append(child.get("regionRef"))
-        refs += _flatten_order(child)
+        refs += _flatten_order(child, path)
     return refs
 
 
-def _page_text(line) -> str:
+def _index(element, default: int, path: Path) -> int:
+    """An ``index`` attribute (a PAGE integer); anything else is an error naming file and line."""
+    value = element.get("index")
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadSample("bad_layout", f"{path}:{element.sourceline}: {_local(element)} index '{value}' "
+                                      "is not an integer") from None
+
+
+def _page_text(line, path: Path) -> str:
     equivs = line.findall("{*}TextEquiv")
     if equivs:
-        # Several TextEquivs are alternatives; index 1 (or the first one) is the primary reading.
-        equivs.sort(key=lambda e: int(e.get("index", 1)))
+        # Several TextEquivs are alternatives; the lowest index (none counts as 1) is the primary
+        # reading, as in dinglehopper and OCR-D.
+        equivs.sort(key=lambda e: _index(e, 1, path))
         unicode = equivs[0].find("{*}Unicode")
         return unicode.text or "" if unicode is not None else ""
     words = [w.find("{*}TextEquiv/{*}Unicode") for w in line.findall("{*}Word")]
@@ -283,8 +296,12 @@ def _alto_baseline(line, polygon: list[Point], where: str) -> list[Point] | None
         return None
     if " " in value.strip() or "," in value:
         return parse_points(value, where)  # ALTO 4: a polyline
+    try:
+        y = round(float(value))
+    except ValueError:
+        raise BadSample("bad_coordinates", f"{where}: TextLine BASELINE '{value[:60]}' is not a number") from None
     xs = [x for x, _ in polygon] or [0]
-    return [(min(xs), round(float(value))), (max(xs), round(float(value)))]  # ALTO 2/3: one y
+    return [(min(xs), y), (max(xs), y)]  # ALTO 2/3: one y
 
 
 def _alto_text(line) -> str:

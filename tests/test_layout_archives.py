@@ -154,3 +154,22 @@ def test_an_alto_baseline_that_is_not_a_number_is_one_error_naming_file_and_line
     dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
     with pytest.raises(DataError, match=r"alto2.xml:11: TextLine BASELINE 'n/a' is not a number"):
         load_split(dataset, "train", DataConfig(datasets=[dataset]))
+
+
+def test_region_text_without_lines_is_counted_not_dropped(tmp_path):
+    # dinglehopper's ground truth: the text sits in a region of its own, the 7 lines are empty.
+    shutil.copy(FIXTURES / "dinglehopper" / "lorem-ipsum-scan.gt.page.xml", tmp_path / "gt.page.xml")
+    image(tmp_path / "lorem-ipsum-scan.tif", (2481, 3508))
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    report = load_split(dataset, "train", DataConfig(datasets=[dataset], on_bad_sample="skip")).report
+    assert (report.total, report.kept) == (8, 0)
+    assert report.skipped == {"empty_target": 7, "region_without_lines": 1}
+    assert any("gt.page.xml:38: TextRegion 'r7' has text but no TextLine" in e for e in report.examples)
+    # Inference in error mode: the 4 lines of PRImA's 2010 sample are read, its line-less text
+    # region is counted, and nothing stops.
+    shutil.copy(FIXTURES / "prima" / "RegionTypes_2010-03-19.xml", tmp_path / "prima.xml")
+    image(tmp_path / "RegionTypes.tif", (700, 800))
+    counted = SkipReport()
+    dataset = DatasetConfig(name="d", source=str(tmp_path / "prima.xml"))
+    records = index_layout_for_inference(tmp_path / "prima.xml", dataset, counted, "error", None)
+    assert len(records) == 4 and counted.total == 5 and counted.skipped == {"region_without_lines": 1}

@@ -20,7 +20,9 @@ Conventions:
   is the folder above the XML's folder (the workspace root in both layouts).
 - Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
   in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
-  counted skip with its reason, never dropped silently.
+  counted skip with its reason, never dropped silently. A ``TextRegion`` with text but no
+  ``TextLine`` (region-level ground truth) is counted as a ``region_without_lines`` skip, in
+  every ``on_bad_sample`` mode (it is not a line docvlm could make a sample of).
 - Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
   the innermost listed region that contains it), then lines of regions it does not list, in
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
@@ -87,6 +89,9 @@ class LayoutPage:
     unit_extent: tuple[float, float] | None = None
     """ALTO in ``mm10``/``inch1200``: the page's ``WIDTH``/``HEIGHT`` in that unit; coordinates
     are scaled to pixels by the page image's size over this extent. None: pixels."""
+    lineless_regions: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    """PAGE ``TextRegion``s (id, source line) whose text is not in any ``TextLine``: region-level
+    ground truth, which cannot be cut into line images; counted as skips, never fatal."""
 
 
 def _local(element) -> str:
@@ -139,7 +144,10 @@ def read_page(path: Path, root: etree._Element) -> LayoutPage:
         keyed.append((key, _page_line(path, line, owners, index)))
     lines = [line for _, line in sorted(keyed, key=lambda pair: pair[0])]
     tag = root.find("{*}Metadata/{*}UserDefined/{*}UserAttribute[@name='split']")
-    return LayoutPage(path, page.get("imageFilename") or "", lines, tag.get("value") if tag is not None else None)
+    lineless = [(region.get("id") or "?", region.sourceline) for region in page.iter("{*}TextRegion")
+                if region.find(".//{*}TextLine") is None and (region.findtext("{*}TextEquiv/{*}Unicode") or "").strip()]
+    return LayoutPage(path, page.get("imageFilename") or "", lines, tag.get("value") if tag is not None else None,
+                      lineless_regions=lineless)
 
 
 def _owners(line) -> list:
@@ -451,6 +459,12 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
     root = source if source.is_dir() else source.parent
     records, seen = [], set()
     size = None
+    for region, sourceline in page.lineless_regions:
+        # Not a line docvlm could use, but text the user may expect to train on: say so.
+        report.total += 1
+        report.skip("region_without_lines", f"{page.xml}:{sourceline}: TextRegion '{region}' has text but no "
+                                            "TextLine (region-level text cannot be cut into a line image)")
+        log.warning("%s:%s: TextRegion '%s' has text but no TextLine; not read", page.xml, sourceline, region)
     for line in page.lines:
         report.total += 1
         sample_id = f"{page_id}:{line.id}"

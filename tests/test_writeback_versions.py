@@ -117,3 +117,6 @@ def test_schema_versions_are_read_from_the_namespace():
     assert alto_major_version(etree.Element("{http://schema.ccs-gmbh.com/ALTO}alto")) == 1
     assert alto_major_version(etree.Element("alto", SCHEMAVERSION="2.1")) == 2
     assert alto_major_version(etree.Element("alto")) == 4
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation"
+    assert alto_major_version(etree.Element("alto", {xsi: "http://schema.ccs-gmbh.com/metae/alto-1-2.xsd"})) == 1
+    assert alto_major_version(etree.Element("alto", {xsi: "http://www.loc.gov/alto/v3/alto-3-0.xsd"})) == 3

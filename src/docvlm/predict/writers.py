@@ -424,7 +424,8 @@ def add_alto_processing(root, options: WriteOptions) -> None:
 
 def alto_major_version(root) -> int:
     """1 for the CCS namespace of ALTO 1, N for ``.../alto/ns-vN#``; without a namespace the
-    ``SCHEMAVERSION`` attribute, else 4."""
+    ``SCHEMAVERSION`` attribute, else the schema file named (``xsi:noNamespaceSchemaLocation=
+    ".../alto-1-2.xsd"``, as the National Library of Norway's files have it), else 4."""
     namespace = etree.QName(root).namespace or ""
     match = re.search(r"/alto/ns-v(\d+)#?$", namespace)
     if match:
@@ -432,6 +433,11 @@ def alto_major_version(root) -> int:
     if "ccs-gmbh.com/ALTO" in namespace:
         return 1
     match = re.match(r"\s*(\d+)", root.get("SCHEMAVERSION") or "")
+    if match:
+        return int(match.group(1))
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}"
+    location = root.get(f"{xsi}noNamespaceSchemaLocation") or root.get(f"{xsi}schemaLocation") or ""
+    match = re.search(r"alto-?v?(\d+)[-.]", location)
     return int(match.group(1)) if match else 4
 
 

@@ -173,3 +173,18 @@ def test_region_text_without_lines_is_counted_not_dropped(tmp_path):
     dataset = DatasetConfig(name="d", source=str(tmp_path / "prima.xml"))
     records = index_layout_for_inference(tmp_path / "prima.xml", dataset, counted, "error", None)
     assert len(records) == 4 and counted.total == 5 and counted.skipped == {"region_without_lines": 1}
+
+
+def test_an_image_named_but_not_there_falls_back_to_the_same_stem(tmp_path):
+    # Transkribus exports can name the image by its server URL; ABBYY by a path on the scan server.
+    source = (FIXTURES / "transkribus" / "StAZ-Sign.2-1_004.xml").read_text(encoding="utf-8")
+    named = source.replace('imageFilename="StAZ-Sign.2-1_004.tif"',
+                           'imageFilename="https://files.transkribus.eu/Get?id=ABC&amp;fileType=view"')
+    (tmp_path / "p4.xml").write_text(named, encoding="utf-8")
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    with pytest.raises(DataError, match=r"page image 'https://files.transkribus.eu/Get\?id=ABC&fileType=view' "
+                                        r"not found .* then for an image with the XML's name: p4.tif"):
+        load_split(dataset, "train", DataConfig(datasets=[dataset]))
+    image(tmp_path / "p4.jpg", (3504, 5336))
+    records = load_split(dataset, "train", DataConfig(datasets=[dataset])).records
+    assert len(records) == 8 and records[0].image_ref.page.endswith("p4.jpg")

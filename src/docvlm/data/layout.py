@@ -15,8 +15,9 @@ Conventions:
   folder above it up to the dataset root (an OCR-D workspace names ``OCR-D-IMG/INPUT_0017.tif``
   from ``OCR-D-GT-PAGE/``), then by its bare name beside the XML and in its parent folder
   (Transkribus puts the XML in ``page/`` under the images). A file that names no image (ALTO's
-  ``fileName`` is optional; ABBYY and converters omit it) uses the image beside it with the same
-  stem and any image suffix. The actual image size is used. For a single XML file the dataset root
+  ``fileName`` is optional; ABBYY and converters omit it), or names one that is not there (a
+  URL, a path on the producer's server), uses the image beside it with the same stem and any
+  image suffix. The actual image size is used. For a single XML file the dataset root
   is the folder above the XML's folder (the workspace root in both layouts).
 - Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
   in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
@@ -534,12 +535,13 @@ def _same_stem_images(xml: Path) -> list[Path]:
 def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
     root = _search_root(source)
     if page.image_name:
-        candidates = _image_candidates(page, root)
+        candidates = _image_candidates(page, root) + _same_stem_images(page.xml)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise BadSample("missing_image", f"{where}: page image '{page.image_name}' not found (looked beside "
                                              f"the XML and in the folders above it up to {root}, then for the bare "
-                                             "name beside the XML and in its parent folder)")
+                                             "name beside the XML and in its parent folder, then for an image "
+                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ...)")
     else:
         found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None)
         if found is None:

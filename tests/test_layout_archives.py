@@ -188,3 +188,25 @@ def test_an_image_named_but_not_there_falls_back_to_the_same_stem(tmp_path):
     image(tmp_path / "p4.jpg", (3504, 5336))
     records = load_split(dataset, "train", DataConfig(datasets=[dataset])).records
     assert len(records) == 8 and records[0].image_ref.page.endswith("p4.jpg")
+
+
+def test_transkribus_table_page_every_line_in_reading_order(tmp_path):
+    # A real Transkribus table (TableRegion/TableCell; the table is listed only in its custom
+    # readingOrder, not in ReadingOrder): 165 of its 169 lines sit in cells; only 6 are transcribed.
+    source = FIXTURES / "transkribus" / "S_Burgkirchen_am_Wald_020_0117.xml"
+    shutil.copy(source, tmp_path / source.name)
+    image(tmp_path / "S_Burgkirchen_am_Wald_020_0117.JPG", (4197, 3271))
+    root = etree.parse(str(source)).getroot()
+    page = root.find("{*}Page")
+    listed = [ref.get("regionRef") for ref in root.iter("{*}RegionRefIndexed")]
+    regions = {r.get("id"): r for r in page if isinstance(r.tag, str)}
+    expected = [line.get("id") for ref in listed for line in regions[ref].iter("{*}TextLine")]
+    cells = sorted(page.iter("{*}TableCell"), key=lambda c: (int(c.get("row")), int(c.get("col"))))
+    expected += [line.get("id") for cell in cells for line in cell.iter("{*}TextLine")]
+    assert len(expected) == len(list(root.iter("{*}TextLine"))) == 169
+    records = inference(tmp_path)
+    assert [r.id.split(":")[1] for r in records] == expected
+    dataset = DatasetConfig(name="d", source=str(tmp_path), train_split="train", eval_split=None, test_split=None)
+    train = load_split(dataset, "train", DataConfig(datasets=[dataset], on_bad_sample="skip"))
+    assert (train.report.total, train.report.kept) == (169, 6)
+    assert train.report.skipped == {"empty_target": 163}

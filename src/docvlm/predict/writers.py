@@ -12,8 +12,9 @@ the prediction filled in:
   prediction is added as a further ``TextEquiv`` with the next ``index`` (``--replace`` drops the
   old ones instead). PAGE before 2016-07-15 allows one ``TextEquiv`` per line and no ``index``
   (Transkribus still writes 2013): there a line with text is left as it is unless ``--replace``,
-  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the
-  model and the date (PAGE 2018 and later; older files have no ``MetadataItem``).
+  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A
+  ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the model and the date
+  (PAGE 2018 and later; older files have no ``MetadataItem``).
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -402,11 +403,11 @@ def add_alto_processing(root, options: WriteOptions) -> None:
         description = etree.Element(_q(root, "Description"))
         etree.SubElement(description, _q(root, "MeasurementUnit")).text = "pixel"
         root.insert(0, description)
-    version_2 = alto_major_version(root) < 4  # named for ALTO 2; ALTO 1 and 3 write the same
-    step = etree.Element(_q(root, "OCRProcessing" if version_2 else "Processing"),
+    legacy = alto_major_version(root) < 4  # ALTO 1-3: OCRProcessing/ocrProcessingStep
+    step = etree.Element(_q(root, "OCRProcessing" if legacy else "Processing"),
                          ID=_unique(f"{SOFTWARE}_processing", _alto_ids(root)))
-    body = etree.SubElement(step, _q(root, "ocrProcessingStep")) if version_2 else step
-    if not version_2:
+    body = etree.SubElement(step, _q(root, "ocrProcessingStep")) if legacy else step
+    if not legacy:
         etree.SubElement(body, _q(root, "processingCategory")).text = "contentGeneration"
     etree.SubElement(body, _q(root, "processingDateTime")).text = options.date
     etree.SubElement(body, _q(root, "processingStepDescription")).text = \

@@ -565,7 +565,8 @@ def _line_record(line: LayoutLine, image_path: str, size: tuple[int, int], datas
         raise BadSample("bad_coordinates", f"{where}: the line has no coordinates")
     box, clipped = line_box(line.polygon, size, dataset.line_padding)
     if box is None:
-        raise BadSample("zero_area", f"{where}: the line has zero area (or lies outside the page)")
+        raise BadSample("zero_area", f"{where}: the line has zero area (its outline is a point or a line: no "
+                                     "width or no height, e.g. an ALTO WIDTH of 1; or it lies outside the page)")
     if clipped:
         report.adjusted["polygon_clipped"] += 1
         log.info("%s: polygon clipped to the page", where)

@@ -1,4 +1,4 @@
-"""PAGE-XML (2013, 2019) and ALTO (v2-v4) pages read into line records.
+"""PAGE-XML (2010-2019) and ALTO (v1-v4) pages read into line records.
 
 Every text line becomes a ``Record`` whose image is a ``LineCrop``: the page image path, the
 line's bounding box (polygon extent plus ``line_padding``, clipped to the page) and its polygon.
@@ -15,15 +15,21 @@ Conventions:
   folder above it up to the dataset root (an OCR-D workspace names ``OCR-D-IMG/INPUT_0017.tif``
   from ``OCR-D-GT-PAGE/``), then by its bare name beside the XML and in its parent folder
   (Transkribus puts the XML in ``page/`` under the images). A file that names no image (ALTO's
-  ``fileName`` is optional; ABBYY and converters omit it) uses the image beside it with the same
-  stem and any image suffix. The actual image size is used. For a single XML file the dataset root
+  ``fileName`` is optional; ABBYY and converters omit it), or names one that is not there (a
+  URL, a path on the producer's server), uses the image beside it with the same stem and any
+  image suffix. The actual image size is used. For a single XML file the dataset root
   is the folder above the XML's folder (the workspace root in both layouts).
 - Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
   in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
-  counted skip with its reason, never dropped silently.
+  counted skip with its reason, never dropped silently. A ``TextRegion`` with text but no
+  ``TextLine`` (region-level ground truth) is counted as a ``region_without_lines`` skip, in
+  every ``on_bad_sample`` mode (it is not a line docvlm could make a sample of).
 - Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
   the innermost listed region that contains it), then lines of regions it does not list, in
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
+- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). ALTO in pixels, or
+  in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
+  ``WIDTH``/``HEIGHT`` (ALTO 1 and ABBYY-made files such as the Library of Congress' newspapers).
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
   ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their
   boxes touch or overlap by less than half the narrower box (``HPOS``/``WIDTH``; boxes that
@@ -41,6 +47,7 @@ Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +76,9 @@ class LayoutLine:
     sourceline: int
     index: int = 0
     """Position among all ``TextLine`` elements of the file (document order)."""
+    extent: bool = False
+    """The polygon is an ALTO box given as its outer corners ``(HPOS, VPOS)``, ``(HPOS + WIDTH,
+    VPOS + HEIGHT)`` in a non-pixel unit; the last pixel is taken off once scaled to pixels."""
 
 
 @dataclass
@@ -77,6 +87,12 @@ class LayoutPage:
     image_name: str
     lines: list[LayoutLine]
     split_tag: str | None
+    unit_extent: tuple[float, float] | None = None
+    """ALTO in ``mm10``/``inch1200``: the page's ``WIDTH``/``HEIGHT`` in that unit; coordinates
+    are scaled to pixels by the page image's size over this extent. None: pixels."""
+    lineless_regions: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    """PAGE ``TextRegion``s (id, source line) whose text is not in any ``TextLine``: region-level
+    ground truth, which cannot be cut into line images; counted as skips, never fatal."""
 
 
 def _local(element) -> str:
@@ -116,7 +132,7 @@ def read_page(path: Path, root: etree._Element) -> LayoutPage:
     page = root.find("{*}Page")
     if page is None:
         raise BadSample("bad_layout", f"{path}:{root.sourceline}: PcGts has no Page element")
-    order = {ref: rank for rank, ref in enumerate(dict.fromkeys(_flatten_order(page.find("{*}ReadingOrder"))))}
+    order = {ref: rank for rank, ref in enumerate(dict.fromkeys(_flatten_order(page.find("{*}ReadingOrder"), path)))}
     position = {element: number for number, element in enumerate(page.iter())}
     keyed = []
     for index, line in enumerate(page.iter("{*}TextLine")):
@@ -129,7 +145,10 @@ def read_page(path: Path, root: etree._Element) -> LayoutPage:
         keyed.append((key, _page_line(path, line, owners, index)))
     lines = [line for _, line in sorted(keyed, key=lambda pair: pair[0])]
     tag = root.find("{*}Metadata/{*}UserDefined/{*}UserAttribute[@name='split']")
-    return LayoutPage(path, page.get("imageFilename") or "", lines, tag.get("value") if tag is not None else None)
+    lineless = [(region.get("id") or "?", region.sourceline) for region in page.iter("{*}TextRegion")
+                if region.find(".//{*}TextLine") is None and (region.findtext("{*}TextEquiv/{*}Unicode") or "").strip()]
+    return LayoutPage(path, page.get("imageFilename") or "", lines, tag.get("value") if tag is not None else None,
+                      lineless_regions=lineless)
 
 
 def _owners(line) -> list:
@@ -165,32 +184,57 @@ def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
     language = line.get("primaryLanguage") or next(
         (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
     return LayoutLine(
-        id=line.get("id") or f"line{index}", text=_page_text(line),
-        polygon=parse_points(coords.get("points") if coords is not None else None, where),
-        baseline=parse_points(baseline.get("points"), where) if baseline is not None else None,
+        id=line.get("id") or f"line{index}", text=_page_text(line, path),
+        polygon=_page_points(coords, where),
+        baseline=_page_points(baseline, where) if baseline is not None else None,
         region_type=region_type, language=language, sourceline=line.sourceline, index=index)
 
 
-def _flatten_order(group) -> list[str]:
+def _page_points(element, where: str) -> list[Point]:
+    """A ``Coords``/``Baseline`` outline: the ``points`` attribute (PAGE 2013 and later) or, in
+    PAGE 2010 (``2010-01-12``, ``2010-03-19``), ``Point x= y=`` children."""
+    if element is None:
+        return []
+    if element.get("points") is not None:
+        return parse_points(element.get("points"), where)
+    points = element.findall("{*}Point")
+    text = " ".join(f"{point.get('x')},{point.get('y')}" for point in points)
+    return parse_points(text, f"{where}: Point") if points else []
+
+
+def _flatten_order(group, path: Path) -> list[str]:
     """Region ids of a (nested) reading-order group, ordered groups sorted by ``index``."""
     if group is None:
         return []
     children = [child for child in group if isinstance(child.tag, str)]
     if _local(group) == "OrderedGroup" or any(child.get("index") is not None for child in children):
-        children.sort(key=lambda child: int(child.get("index", 0)))
+        children.sort(key=lambda child: _index(child, 0, path))
     refs = []
     for child in children:
         if child.get("regionRef"):
             refs.append(child.get("regionRef"))
-        refs += _flatten_order(child)
+        refs += _flatten_order(child, path)
     return refs
 
 
-def _page_text(line) -> str:
+def _index(element, default: int, path: Path) -> int:
+    """An ``index`` attribute (a PAGE integer); anything else is an error naming file and line."""
+    value = element.get("index")
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadSample("bad_layout", f"{path}:{element.sourceline}: {_local(element)} index '{value}' "
+                                      "is not an integer") from None
+
+
+def _page_text(line, path: Path) -> str:
     equivs = line.findall("{*}TextEquiv")
     if equivs:
-        # Several TextEquivs are alternatives; index 1 (or the first one) is the primary reading.
-        equivs.sort(key=lambda e: int(e.get("index", 1)))
+        # Several TextEquivs are alternatives; the lowest index (none counts as 1) is the primary
+        # reading, as in dinglehopper and OCR-D.
+        equivs.sort(key=lambda e: _index(e, 1, path))
         unicode = equivs[0].find("{*}Unicode")
         return unicode.text or "" if unicode is not None else ""
     words = [w.find("{*}TextEquiv/{*}Unicode") for w in line.findall("{*}Word")]
@@ -202,25 +246,45 @@ def _page_text(line) -> str:
 
 
 def read_alto(path: Path, root: etree._Element) -> LayoutPage:
-    unit = root.findtext("{*}Description/{*}MeasurementUnit", default="pixel").strip()
-    if unit != "pixel":
-        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' is not supported (only pixel)")
+    unit = (root.findtext("{*}Description/{*}MeasurementUnit") or "pixel").strip()
+    extent = _unit_extent(path, root, unit)
     image_name = (root.findtext("{*}Description/{*}sourceImageInformation/{*}fileName") or "").strip()
     lines = []
     for index, line in enumerate(root.iter("{*}TextLine")):
         block = line.getparent()
         where = f"{path}:{line.sourceline}"
         shape = line.find("{*}Shape/{*}Polygon")
-        polygon = parse_points(shape.get("POINTS"), where) if shape is not None else _alto_box(line, where)
+        polygon = (parse_points(shape.get("POINTS"), where) if shape is not None
+                   else _alto_box(line, where, outer=extent is not None))
         lines.append(LayoutLine(
             id=line.get("ID") or f"line{index}", text=_alto_text(line), polygon=polygon,
             baseline=_alto_baseline(line, polygon, where), region_type=block.get("TYPE") or _local(block),
-            language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline, index=index))
+            language=line.get("LANG") or block.get("LANG"), sourceline=line.sourceline, index=index,
+            extent=shape is None and extent is not None))
     tag = root.find("{*}Tags/{*}OtherTag[@LABEL='split']")
-    return LayoutPage(path, image_name, lines, tag.get("VALUE") if tag is not None else None)
+    return LayoutPage(path, image_name, lines, tag.get("VALUE") if tag is not None else None, extent)
 
 
-def _alto_box(line, where: str) -> list[Point]:
+def _unit_extent(path: Path, root, unit: str) -> tuple[float, float] | None:
+    """None for ``pixel``; for ``mm10``/``inch1200`` (ALTO 1 and ABBYY-made files, e.g. the
+    Library of Congress' newspaper ALTO) the first ``Page``'s ``WIDTH``/``HEIGHT``, which span the
+    page image: the scale to pixels needs no resolution from the image's metadata."""
+    if unit == "pixel":
+        return None
+    if unit not in ("mm10", "inch1200"):
+        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' is not an ALTO unit (pixel, mm10, inch1200)")
+    page = root.find("{*}Layout/{*}Page")
+    try:
+        width, height = float(page.get("WIDTH")), float(page.get("HEIGHT"))
+    except (AttributeError, TypeError, ValueError):
+        width = height = 0.0
+    if width <= 0 or height <= 0:
+        raise BadSample("bad_layout", f"{path}: MeasurementUnit '{unit}' needs the Page's WIDTH and HEIGHT "
+                                      "to scale coordinates to the page image")
+    return width, height
+
+
+def _alto_box(line, where: str, outer: bool = False) -> list[Point]:
     try:
         x, y = float(line.get("HPOS")), float(line.get("VPOS"))
         w, h = float(line.get("WIDTH")), float(line.get("HEIGHT"))
@@ -228,6 +292,8 @@ def _alto_box(line, where: str) -> list[Point]:
         raise BadSample("bad_coordinates", f"{where}: TextLine needs numeric HPOS, VPOS, WIDTH and HEIGHT") from None
     if w <= 0 or h <= 0:
         return [(round(x), round(y))]  # zero area: reported when the crop is made
+    if outer:  # a non-pixel unit: the outer corners, scaled to pixels before the last pixel goes
+        return [(round(x), round(y)), (round(x + w), round(y)), (round(x + w), round(y + h)), (round(x), round(y + h))]
     # The box covers pixels x .. x + w - 1, so that the crop is exactly w x h.
     right, bottom = round(x + w) - 1, round(y + h) - 1
     return [(round(x), round(y)), (right, round(y)), (right, bottom), (round(x), bottom)]
@@ -239,8 +305,12 @@ def _alto_baseline(line, polygon: list[Point], where: str) -> list[Point] | None
         return None
     if " " in value.strip() or "," in value:
         return parse_points(value, where)  # ALTO 4: a polyline
+    try:
+        y = round(float(value))
+    except ValueError:
+        raise BadSample("bad_coordinates", f"{where}: TextLine BASELINE '{value[:60]}' is not a number") from None
     xs = [x for x, _ in polygon] or [0]
-    return [(min(xs), round(float(value))), (max(xs), round(float(value)))]  # ALTO 2/3: one y
+    return [(min(xs), y), (max(xs), y)]  # ALTO 2/3: one y
 
 
 def _alto_text(line) -> str:
@@ -390,6 +460,12 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
     root = source if source.is_dir() else source.parent
     records, seen = [], set()
     size = None
+    for region, sourceline in page.lineless_regions:
+        # Not a line docvlm could use, but text the user may expect to train on: say so.
+        report.total += 1
+        report.skip("region_without_lines", f"{page.xml}:{sourceline}: TextRegion '{region}' has text but no "
+                                            "TextLine (region-level text cannot be cut into a line image)")
+        log.warning("%s:%s: TextRegion '%s' has text but no TextLine; not read", page.xml, sourceline, region)
     for line in page.lines:
         report.total += 1
         sample_id = f"{page_id}:{line.id}"
@@ -400,6 +476,8 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
         try:
             if size is None:
                 image_path, size = _page_image(page, dataset, source, where)
+            if page.unit_extent is not None:
+                line = _to_pixels(line, page.unit_extent, size)
             record = _line_record(line, image_path, size, dataset, sample_id, page_id, where, report, inference)
             if inference:
                 record.source = SourceRef(str(page.xml), line.index, line.id, str(root))
@@ -407,6 +485,24 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
         except BadSample as bad:
             handle_bad(bad, report, on_bad)
     return records
+
+
+def _to_pixels(line: LayoutLine, extent: tuple[float, float], size: tuple[int, int]) -> LayoutLine:
+    """A line in ``mm10``/``inch1200`` coordinates scaled to the page image's pixels."""
+    sx, sy = size[0] / extent[0], size[1] / extent[1]
+
+    def scale(points):
+        return [(round(x * sx), round(y * sy)) for x, y in points] if points else points
+
+    polygon = scale(line.polygon)
+    if line.extent and len(polygon) == 4:  # outer corners -> last pixel inside (as for pixel boxes)
+        (left, top), (right, bottom) = polygon[0], polygon[2]
+        right, bottom = max(right - 1, left), max(bottom - 1, top)
+        polygon = [(left, top), (right, top), (right, bottom), (left, bottom)]
+        # An ALTO 2/3 BASELINE spans the box: it ends on the same last pixel.
+        baseline = [(min(max(x, left), right), y) for x, y in scale(line.baseline)] if line.baseline else None
+        return dataclasses.replace(line, polygon=polygon, baseline=baseline, extent=False)
+    return dataclasses.replace(line, polygon=polygon, baseline=scale(line.baseline), extent=False)
 
 
 def _search_root(source: Path) -> Path:
@@ -439,12 +535,13 @@ def _same_stem_images(xml: Path) -> list[Path]:
 def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
     root = _search_root(source)
     if page.image_name:
-        candidates = _image_candidates(page, root)
+        candidates = _image_candidates(page, root) + _same_stem_images(page.xml)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise BadSample("missing_image", f"{where}: page image '{page.image_name}' not found (looked beside "
                                              f"the XML and in the folders above it up to {root}, then for the bare "
-                                             "name beside the XML and in its parent folder)")
+                                             "name beside the XML and in its parent folder, then for an image "
+                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ...)")
     else:
         found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None)
         if found is None:
@@ -470,7 +567,8 @@ def _line_record(line: LayoutLine, image_path: str, size: tuple[int, int], datas
         raise BadSample("bad_coordinates", f"{where}: the line has no coordinates")
     box, clipped = line_box(line.polygon, size, dataset.line_padding)
     if box is None:
-        raise BadSample("zero_area", f"{where}: the line has zero area (or lies outside the page)")
+        raise BadSample("zero_area", f"{where}: the line has zero area (its outline is a point or a line: no "
+                                     "width or no height, e.g. an ALTO WIDTH of 1; or it lies outside the page)")
     if clipped:
         report.adjusted["polygon_clipped"] += 1
         log.info("%s: polygon clipped to the page", where)

@@ -10,8 +10,11 @@ the prediction filled in:
   ``Coords``, ``Baseline``, ``Word``s and existing ``TextEquiv``s; before ``TextStyle``,
   ``UserDefined``, ``Labels``). A line that already has text (ground truth) keeps it: the
   prediction is added as a further ``TextEquiv`` with the next ``index`` (``--replace`` drops the
-  old ones instead). A ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the
-  model and the date (PAGE 2018 and later; older files have no ``MetadataItem``).
+  old ones instead). PAGE before 2016-07-15 allows one ``TextEquiv`` per line and no ``index``
+  (Transkribus still writes 2013): there a line with text is left as it is unless ``--replace``,
+  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A
+  ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the model and the date
+  (PAGE 2018 and later; older files have no ``MetadataItem``).
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +76,7 @@ class WriteCounts:
     files: int = 0
     lines_written: int = 0
     lines_kept: int = 0
-    """Lines that had text and kept it (ALTO without --replace)."""
+    """Lines that had text and kept it (ALTO, and PAGE before 2016, without --replace)."""
     files_not_written: int = 0
     """Input files that are not well-formed XML (a counted skip when read)."""
 
@@ -274,10 +278,23 @@ def _has_text(equiv) -> bool:
     return unicode is not None and bool((unicode.text or "").strip())
 
 
+def page_version(element) -> str:
+    """The PAGE schema date of ``element``'s namespace (``2019-07-15``); ``9999`` (the newest
+    rules) when the namespace carries no date."""
+    version = (etree.QName(element).namespace or "").rstrip("/").rsplit("/", 1)[-1]
+    return version if re.fullmatch(r"\d{4}-\d{2}-\d{2}", version) else "9999"
+
+
 def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
-    """Put ``text`` into a PAGE ``TextLine``; always written (ground truth is kept beside it)."""
+    """Put ``text`` into a PAGE ``TextLine``. From PAGE 2016 on always written (ground truth is
+    kept beside it); before, one ``TextEquiv`` is all a line may hold, so a line with text keeps
+    it unless ``replace`` (False: not written)."""
+    version = page_version(line)
     equivs = line.findall("{*}TextEquiv")
-    if replace or not any(_has_text(e) for e in equivs):
+    has_text = any(_has_text(e) for e in equivs)
+    if has_text and not replace and version < "2016-07-15":
+        return False
+    if replace or not has_text:
         for equiv in equivs:
             line.remove(equiv)
         equivs = []
@@ -285,8 +302,10 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
     if equivs:
         # Existing readings keep their index (none means 1); the prediction takes the next one.
         equiv.set("index", str(max(_index(e) for e in equivs) + 1))
-    if confidence is not None:
+    if confidence is not None and version >= "2013-07-15":  # PAGE 2010 has no conf
         equiv.set("conf", f"{confidence:.4f}")
+    if version < "2013-07-15":  # PAGE 2010: PlainText is required, before Unicode
+        etree.SubElement(equiv, _q(line, "PlainText")).text = text
     etree.SubElement(equiv, _q(line, "Unicode")).text = text
     children = [c for c in line if isinstance(c.tag, str)]
     after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
@@ -377,18 +396,18 @@ def _unique(name: str, ids: set[str]) -> str:
 
 
 def add_alto_processing(root, options: WriteOptions) -> None:
-    """``Description/Processing`` (ALTO 3, 4) or ``OCRProcessing/ocrProcessingStep`` (ALTO 2)."""
+    """``Description/Processing`` (ALTO 4) or ``OCRProcessing/ocrProcessingStep`` (ALTO 1-3, whose
+    schemas have no ``Processing``)."""
     description = root.find("{*}Description")
     if description is None:
         description = etree.Element(_q(root, "Description"))
         etree.SubElement(description, _q(root, "MeasurementUnit")).text = "pixel"
         root.insert(0, description)
-    namespace = etree.QName(root).namespace or ""
-    version_2 = namespace.endswith("ns-v2#")
-    step = etree.Element(_q(root, "OCRProcessing" if version_2 else "Processing"),
+    legacy = alto_major_version(root) < 4  # ALTO 1-3: OCRProcessing/ocrProcessingStep
+    step = etree.Element(_q(root, "OCRProcessing" if legacy else "Processing"),
                          ID=_unique(f"{SOFTWARE}_processing", _alto_ids(root)))
-    body = etree.SubElement(step, _q(root, "ocrProcessingStep")) if version_2 else step
-    if not version_2:
+    body = etree.SubElement(step, _q(root, "ocrProcessingStep")) if legacy else step
+    if not legacy:
         etree.SubElement(body, _q(root, "processingCategory")).text = "contentGeneration"
     etree.SubElement(body, _q(root, "processingDateTime")).text = options.date
     etree.SubElement(body, _q(root, "processingStepDescription")).text = \
@@ -402,6 +421,25 @@ def add_alto_processing(root, options: WriteOptions) -> None:
     description.insert(known[-1] + 1 if known else 0, step)
     _indent_like_siblings(description, step, children)
     _indent_subtree(step)
+
+
+def alto_major_version(root) -> int:
+    """1 for the CCS namespace of ALTO 1, N for ``.../alto/ns-vN#``; without a namespace the
+    ``SCHEMAVERSION`` attribute, else the schema file named (``xsi:noNamespaceSchemaLocation=
+    ".../alto-1-2.xsd"``, as the National Library of Norway's files have it), else 4."""
+    namespace = etree.QName(root).namespace or ""
+    match = re.search(r"/alto/ns-v(\d+)#?$", namespace)
+    if match:
+        return int(match.group(1))
+    if "ccs-gmbh.com/ALTO" in namespace:
+        return 1
+    match = re.match(r"\s*(\d+)", root.get("SCHEMAVERSION") or "")
+    if match:
+        return int(match.group(1))
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}"
+    location = root.get(f"{xsi}noNamespaceSchemaLocation") or root.get(f"{xsi}schemaLocation") or ""
+    match = re.search(r"alto-?v?(\d+)[-.]", location)
+    return int(match.group(1)) if match else 4
 
 
 def _version() -> str:

@@ -46,7 +46,8 @@ def test_config_check_refuses(override, message, capsys):
 
 def test_every_shipped_config_passes_and_hub_ids_and_folders_are_accepted(tmp_path):
     for path in sorted(CONFIG_DIR.rglob("*.yaml")):
-        if path.name != "demo.yaml":  # its model folder exists once the demo has built it
+        # demo.yaml's model folder exists once the demo has built it; accelerate/ holds launcher configs.
+        if path.name != "demo.yaml" and path.parent.name != "accelerate":
             load_config(path)
     for name in ("Qwen/Qwen2-VL-2B-Instruct", "gpt2", "florence-community/Florence-2-base-ft", str(tmp_path)):
         assert load_config(None, ["--model.name_or_path", name]).model.name_or_path == name

@@ -148,6 +148,17 @@ def cmd_predict(args, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_export(args, overrides: list[str]) -> int:
+    from docvlm.models.export import export_run, format_summary
+
+    if overrides:
+        raise DocVLMError("export takes no config overrides (it exports the run as trained)")
+    summary = export_run(args.run, args.output, dtype=args.dtype, interpolate=args.interpolate,
+                         overwrite=args.overwrite, say=print)
+    print(format_summary(summary))
+    return 0
+
+
 def cmd_demo(args, overrides: list[str]) -> int:
     from docvlm.demo import run_demo
 
@@ -240,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="merge a run's adapters into a standard transformers model folder")
+    export.add_argument("run", help="run folder written by 'docvlm train'")
+    export.add_argument("output", help="folder for the merged model (safetensors, config, processor, generation config)")
+    export.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="weights' dtype (default: the run's model.dtype); QLoRA runs merge into the base at it")
+    export.add_argument("--interpolate", type=float, metavar="A",
+                        help="WiSE-FT: write base + A * (tuned - base), 0 <= A <= 1 (for LoRA: the adapter scaled by A)")
+    export.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    export.set_defaults(func=cmd_export)
 
     demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")

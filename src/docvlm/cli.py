@@ -53,12 +53,15 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
                           "with the metrics of each dataset's task")
     from docvlm.evaluate.run import evaluate_run
 
-    results = evaluate_run(args.run, overrides)
+    from docvlm.predict.latency import format_latency
+
+    results = evaluate_run(args.run, overrides, progress=not args.quiet, price_per_hour=args.price_per_hour)
     print(format_table(results))
     for result in results:
         summary = format_summary(result)
         if summary:
             print(summary)
+        print(f"{result['dataset']} tuned {format_latency(result['latency']['tuned'])}")
     print(f"metrics written to {Path(args.run) / 'metrics'}")
     return 0
 
@@ -139,13 +142,32 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if not args.inputs:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
-    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
+    from docvlm.predict.latency import LatencyMeter, format_latency
+    from docvlm.runs import write_json
+
+    meter = LatencyMeter(batch_size)
+    meter.start()
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
+                           progress=not args.quiet, meter=meter)
     output = Path(args.output) if args.output else (
         target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
     write_predictions(rows, output)
+    latency = meter.summary(args.price_per_hour)
+    write_json(output.with_name(output.name + ".timing.json"), latency)
     skipped = skip_summary(samples)["skipped_total"]
     print(f"{len(rows)} predictions written to {output}" + (f" ({skipped} inputs skipped)" if skipped else ""))
+    print(format_latency(latency))
     return 0
+
+
+def cmd_sweep(args, overrides: list[str]) -> int:
+    from docvlm.sweep import format_table, run_sweep
+
+    table = run_sweep(args.config, args.set, overrides, progress=not args.quiet, price_per_hour=args.price_per_hour,
+                      say=print)
+    print(format_table(table))
+    # Failed points are in the table; the command fails only when no point trained at all.
+    return 0 if any(point["status"] != "failed" for point in table["points"]) else 1
 
 
 def cmd_export(args, overrides: list[str]) -> int:
@@ -214,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docvlm", description=__doc__.splitlines()[0],
                                      epilog="Any config value can be overridden: --section.key value")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (summaries are still printed)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="fine-tune a model as a config says; writes a run folder")
@@ -230,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task", default="transcription", choices=sorted(TASK_METRICS),
                           help="with --predictions and no --metric: score as this task")
     evaluate.add_argument("--output", help="with --predictions: write the metrics JSON here")
+    evaluate.add_argument("--price-per-hour", type=float, metavar="USD",
+                          help="hourly price of the machine: the latency figures get a cost per 1000 images")
     evaluate.set_defaults(func=cmd_evaluate)
 
     compare = commands.add_parser("compare", help="one table of the evaluated metrics of several runs")
@@ -250,7 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--min-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
+    predict.add_argument("--price-per-hour", type=float, metavar="USD",
+                         help="hourly price of the machine: adds the cost per 1000 images to the timing")
     predict.set_defaults(func=cmd_predict)
+
+    sweep = commands.add_parser("sweep", help="train + evaluate every combination of --set values; ablation table")
+    sweep.add_argument("config", help="YAML config file (its run_name names the sweep folder)")
+    sweep.add_argument("--set", action="append", required=True, metavar="KEY=V1,V2",
+                       help="a config key and its values, e.g. tuning.lora.r=8,16,32,64 (repeatable: cartesian product)")
+    sweep.add_argument("--price-per-hour", type=float, metavar="USD", help="adds cost per 1000 images to each point")
+    sweep.set_defaults(func=cmd_sweep)
 
     export = commands.add_parser("export", help="merge a run's adapters into a standard transformers model folder")
     export.add_argument("run", help="run folder written by 'docvlm train'")
@@ -316,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)} (config overrides look like --section.key value)")
     extra = overrides
     _setup_logging(args.verbose)
+    if args.quiet:
+        # tqdm reads TQDM_* variables as defaults: this silences every bar, the Trainer's included.
+        os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.func(args, extra)

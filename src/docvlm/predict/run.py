@@ -26,20 +26,26 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 
 
 def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new_tokens: int,
-                    num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None) -> list[dict]:
+                    num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None,
+                    meter: Any = None) -> list[dict]:
     """One row per readable sample: id, prediction, reference (when known), image, dataset; for a
     Florence-2 region task also ``regions`` (boxes and labels in image pixels), drawn into
-    ``draw_dir`` as ``<id>.png`` when given."""
+    ``draw_dir`` as ``<id>.png`` when given. ``meter`` (a :class:`~docvlm.predict.latency.LatencyMeter`)
+    times each batch's prompt encoding and generation (image decoding excluded)."""
     from tqdm.auto import tqdm
 
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[dict] = []
     indices = list(range(len(samples)))
-    bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress)
+    bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=None if progress else True)
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:
-            answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
+            if meter is None:
+                answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
+            else:
+                with meter.timed(len(batch)):
+                    answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
             for sample, answer in zip(batch, answers):
                 record = sample.record
                 row = {"id": record.id, "prediction": answer, "reference": record.target or None,

@@ -26,6 +26,7 @@ from docvlm.errors import ConfigError, DataError
 from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
+from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
 from docvlm.runs import environment, write_json
 
 log = logging.getLogger(__name__)
@@ -226,9 +227,11 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         max_new_tokens=cfg.generation.max_new_tokens,
         generation_batch_size=cfg.generation.batch_size,
     )
+    reset_peak_memory()
     started = time.time()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     elapsed = time.time() - started
+    peak_memory, peak_memory_kind = peak_memory_bytes()
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
     trainer.save_model(str(final_dir))
@@ -241,6 +244,9 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "best_eval_cer": trainer.state.best_metric,
         "trainable_parameters": trainable,
         "total_parameters": total,
+        "peak_memory_mb": round(peak_memory / 2**20, 1),
+        "peak_memory_kind": peak_memory_kind,
+        "device": device_name(),
         "saved_to": str(final_dir),
     }
     write_json(run_dir / "train_summary.json", summary)

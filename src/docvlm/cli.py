@@ -170,6 +170,16 @@ def cmd_sweep(args, overrides: list[str]) -> int:
     return 0 if any(point["status"] != "failed" for point in table["points"]) else 1
 
 
+def cmd_report(args, overrides: list[str]) -> int:
+    from docvlm.report.html import build_report
+
+    if overrides:
+        raise DocVLMError("report takes no config overrides (it reads what the runs wrote)")
+    _, summary = build_report(args.runs, args.output)
+    print(summary)
+    return 0
+
+
 def cmd_export(args, overrides: list[str]) -> int:
     from docvlm.models.export import export_run, format_summary
 
@@ -285,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a config key and its values, e.g. tuning.lora.r=8,16,32,64 (repeatable: cartesian product)")
     sweep.add_argument("--price-per-hour", type=float, metavar="USD", help="adds cost per 1000 images to each point")
     sweep.set_defaults(func=cmd_sweep)
+
+    report = commands.add_parser("report", help="one self-contained HTML page of a run, a sweep, or several runs")
+    report.add_argument("runs", nargs="+", help="run folders (or a sweep folder); several give a comparison page")
+    report.add_argument("--output", help="HTML file (default: RUN/report.html; several runs: their parent folder)")
+    report.set_defaults(func=cmd_report)
 
     export = commands.add_parser("export", help="merge a run's adapters into a standard transformers model folder")
     export.add_argument("run", help="run folder written by 'docvlm train'")

@@ -105,7 +105,7 @@ def run_point(config, overrides: list[str], point: list[tuple[str, str]], sweep_
             summary = run_training(cfg)
             results = evaluate_run(cfg.run_dir, progress=progress, price_per_hour=price_per_hour)
             entry["status"] = "ok"
-        entry.update(_figures(summary, results))
+        entry.update(point_figures(summary, results))
     except DocVLMError as error:
         entry["error"] = str(error)
     except Exception as error:  # noqa: BLE001 - one failed point must not end the sweep; the trace is kept
@@ -120,7 +120,7 @@ def _finished(cfg) -> bool:
         (cfg.run_dir / "metrics" / f"{cfg.evaluate.split}.json").is_file()
 
 
-def _figures(summary: dict, results: list[dict]) -> dict:
+def point_figures(summary: dict, results: list[dict]) -> dict:
     datasets = {}
     for result in results:
         metrics = {}

@@ -80,10 +80,12 @@ def _check_output(output: Path, overwrite: bool) -> None:
 def interpolate_weights(tuned: Any, base: Any, alpha: float) -> None:
     """WiSE-FT in place: every tuned weight becomes ``base + alpha * (tuned - base)``."""
     base_state = base.state_dict()
+    done: set[int] = set()  # tied weights (embeddings = output head) share storage: interpolate once
     for name, tensor in tuned.state_dict().items():
         if name not in base_state or base_state[name].shape != tensor.shape:
             raise ConfigError(f"--interpolate: weight {name} has no counterpart of the same shape in the base model")
-        if tensor.is_floating_point():
+        if tensor.is_floating_point() and tensor.data_ptr() not in done:
+            done.add(tensor.data_ptr())
             tensor.copy_(base_state[name].to(tensor.dtype) + alpha * (tensor - base_state[name].to(tensor.dtype)))
 
 

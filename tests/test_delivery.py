@@ -266,3 +266,28 @@ def test_export_of_a_full_run_and_wise_ft_interpolation(tiny_models, lines_dir, 
         export_run(cfg.run_dir, tmp_path / "half", interpolate=0.5)
     with pytest.raises(ConfigError, match="between 0 and 1"):
         export_run(cfg.run_dir, tmp_path / "other", interpolate=1.5)
+
+
+def test_group_comparison_pairs_base_and_tuned_by_type():
+    from docvlm.evaluate.groups import format_groups, group_comparison
+
+    result = {"metrics": ["cer"], "analysis": {
+        "base": {"groups": {"group": {"form": {"n": 3, "cer": 0.5}, "ledger": {"n": 2, "cer": 0.25}}}},
+        "tuned": {"groups": {"group": {"form": {"n": 3, "cer": 0.125}, "ledger": {"n": 2, "cer": 0.375}}}}}}
+    rows = group_comparison(result)
+    assert [(r["value"], r["n"], r["base"], r["tuned"], r["delta"]) for r in rows] == [
+        ("form", 3, 0.5, 0.125, -0.375), ("ledger", 2, 0.25, 0.375, 0.125)]
+    text = format_groups("run / lines", result)
+    assert "run / lines by group" in text and "-37.50%" in text and "+12.50%" in text
+    single = {"metrics": ["cer"], "analysis": {"groups": {"group": {"form": {"n": 3, "cer": 0.5}}}}}
+    assert group_comparison(single)[0]["base"] is None and format_groups("x", {"metrics": ["cer"]}) == ""
+
+
+def test_compare_prints_performance_by_document_type(swept, capsys):
+    sweep_dir, _ = swept
+    runs = [str(sweep_dir / "sweep-tuning.lora.r-2"), str(sweep_dir / "sweep-tuning.lora.r-4")]
+    assert main(["compare", *runs]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((sweep_dir / "sweep-tuning.lora.r-4" / "metrics" / "test.json").read_text())
+    form = metrics["datasets"]["lines"]["analysis"]["tuned"]["groups"]["group"]["form"]["cer"]
+    assert "sweep-tuning.lora.r-4 / lines by group" in printed and "ledger" in printed and f"{form:.2%}" in printed

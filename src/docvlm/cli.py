@@ -92,8 +92,15 @@ def cmd_compare(args, overrides: list[str]) -> int:
 
     if overrides:
         raise DocVLMError("compare takes no config overrides")
+    from docvlm.evaluate.groups import format_groups
+
     runs = [(Path(run).name, load_run_metrics(run, args.split)) for run in args.runs]
     print(format_compare(runs))
+    for name, metrics in runs:  # performance by document type, per run
+        for dataset, result in metrics["datasets"].items():
+            table = format_groups(f"{name} / {dataset}", result)
+            if table:
+                print("\n" + table)
     return 0
 
 

@@ -201,21 +201,15 @@ def groups_section(run: RunData) -> str:
 
 
 def group_rows(result: dict) -> dict[str, list[list[str]]]:
-    analysis = result.get("analysis") or {}
-    tuned = analysis.get("tuned", analysis).get("groups") or {}
-    base = (analysis.get("base") or {}).get("groups") or {}
-    tables = {}
-    for field_name, values in tuned.items():
-        rows = []
-        for value, entry in values.items():
-            for metric in result.get("metrics", []):
-                b = (base.get(field_name, {}).get(value) or {}).get(metric)
-                t = entry.get(metric)
-                delta = None if b is None or t is None else t - b
-                rows.append([esc(value), esc(entry.get("n")), esc(metric.upper()), num(fmt(metric, b) if base else "-"),
-                             num(fmt(metric, t)), num(fmt_delta(metric, delta) if base else "-",
-                                                      delta_class(metric, delta))])
-        tables[field_name] = rows
+    from docvlm.evaluate.groups import group_comparison
+
+    tables: dict[str, list[list[str]]] = {}
+    for row in group_comparison(result):
+        metric = row["metric"]
+        tables.setdefault(row["field"], []).append([
+            esc(row["value"]), esc(row["n"]), esc(metric.upper()), num(fmt(metric, row["base"]) if row["base"] is not None else "-"),
+            num(fmt(metric, row["tuned"])), num(fmt_delta(metric, row["delta"]) if row["delta"] is not None else "-",
+                                                delta_class(metric, row["delta"]))])
     return tables
 
 

@@ -193,7 +193,7 @@ def cmd_export(args, overrides: list[str]) -> int:
     if overrides:
         raise DocVLMError("export takes no config overrides (it exports the run as trained)")
     summary = export_run(args.run, args.output, dtype=args.dtype, interpolate=args.interpolate,
-                         overwrite=args.overwrite, say=print)
+                         overwrite=args.overwrite, say=print, progress=not args.quiet)
     print(format_summary(summary))
     return 0
 

@@ -111,7 +111,9 @@ def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokeni
                  seen: list[Seen], characters: Counter) -> dict:
     records = samples.records
     widths, heights, sizes, unreadable, page_hashes = [], [], [], [], {}
-    for index, record in enumerate(records):
+    from docvlm.progress import bar
+
+    for index, record in enumerate(bar(records, desc=f"check {label}", unit="image", leave=False)):
         try:
             image = samples.load_image(record)
         except BadSample as bad:

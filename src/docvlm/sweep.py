@@ -65,7 +65,7 @@ def point_name(point: list[tuple[str, str]]) -> str:
 
 def run_sweep(config: str | Path, sets: list[str], overrides: list[str] | None = None, progress: bool = True,
               price_per_hour: float | None = None, say: Callable[[str], None] = log.info) -> dict:
-    from tqdm.auto import tqdm
+    from docvlm.progress import bar as progress_bar
 
     overrides = list(overrides or [])
     axes = parse_sets(sets)
@@ -74,7 +74,7 @@ def run_sweep(config: str | Path, sets: list[str], overrides: list[str] | None =
     points = grid(axes)
     table: dict = {"config": str(config), "overrides": overrides, "axes": {k: v for k, v in axes},
                    "sweep_dir": str(sweep_dir), "points": []}
-    bar = tqdm(points, desc="sweep", unit="point", disable=None if progress else True)
+    bar = progress_bar(points, desc="sweep", unit="point", enabled=progress)
     for point in bar:
         name = point_name(point)
         bar.set_postfix_str(name)

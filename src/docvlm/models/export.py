@@ -26,6 +26,7 @@ import torch
 
 from docvlm.errors import ConfigError
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, is_run_dir, load_base, load_tuned, resolve_dtype
+from docvlm.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DTYPES = ("auto", "bf16", "fp16", "fp32")
 
 
 def export_run(run_dir: str | Path, output: str | Path, dtype: str | None = None, interpolate: float | None = None,
-               overwrite: bool = False, say: Callable[[str], None] = log.info) -> dict:
+               overwrite: bool = False, say: Callable[[str], None] = log.info, progress: bool = True) -> dict:
     """Write the merged model of ``run_dir`` into ``output``; returns what was done (also printed)."""
     from docvlm.runs import load_run_config, write_json
 
@@ -51,24 +52,36 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str | None = None
     if method == "qlora":
         say(f"QLoRA run: the adapters are merged into the de-quantised base {model_cfg.name_or_path} loaded at "
             f"{resolve_dtype(model_cfg.dtype)} (not into 4-bit weights); the export is a full-precision model")
-    loaded = load_tuned(run_dir, model_cfg)  # the base is loaded without quantisation here
-    model = loaded.model
-    if (run_dir / ADAPTER_DIR).is_dir():
-        model = model.merge_and_unload()
-    model = model.to(resolve_dtype(model_cfg.dtype))
-    if interpolate is not None and interpolate != 1:
-        base = load_base(model_cfg).model.to(resolve_dtype(model_cfg.dtype))
-        interpolate_weights(model, base, interpolate)
-        del base
+    stages = bar(total=3, desc="export", unit="step", enabled=progress)
+    loaded, model = _merged(run_dir, model_cfg, interpolate, stages)
+    stages.set_postfix_str("saving")
     _set_generation_config(model, loaded, cfg.generation)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output))
     loaded.processor.save_pretrained(str(output))
+    stages.update()
+    stages.close()
     summary = {"run": str(run_dir), "output": str(output), "method": method,
                "merged": (run_dir / ADAPTER_DIR).is_dir(), "dtype": str(next(model.parameters()).dtype),
                "interpolate": interpolate, "base": cfg.model.name_or_path, "family": loaded.spec.name}
     write_json(output / "docvlm_export.json", summary)
     return summary
+
+
+def _merged(run_dir: Path, model_cfg, interpolate: float | None, stages) -> tuple[Any, Any]:
+    """(loaded run, plain transformers model with the adapters merged / the interpolation applied)."""
+    stages.set_postfix_str("loading")
+    loaded = load_tuned(run_dir, model_cfg)  # the base is loaded without quantisation here
+    stages.update()
+    stages.set_postfix_str("merging")
+    model = loaded.model.merge_and_unload() if (run_dir / ADAPTER_DIR).is_dir() else loaded.model
+    model = model.to(resolve_dtype(model_cfg.dtype))
+    if interpolate is not None and interpolate != 1:
+        base = load_base(model_cfg).model.to(resolve_dtype(model_cfg.dtype))
+        interpolate_weights(model, base, interpolate)
+        del base
+    stages.update()
+    return loaded, model
 
 
 def _check_output(output: Path, overwrite: bool) -> None:

@@ -32,12 +32,12 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     Florence-2 region task also ``regions`` (boxes and labels in image pixels), drawn into
     ``draw_dir`` as ``<id>.png`` when given. ``meter`` (a :class:`~docvlm.predict.latency.LatencyMeter`)
     times each batch's prompt encoding and generation (image decoding excluded)."""
-    from tqdm.auto import tqdm
+    from docvlm.progress import bar as progress_bar
 
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[dict] = []
     indices = list(range(len(samples)))
-    bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=None if progress else True)
+    bar = progress_bar(total=len(indices), desc="predict", unit="sample", enabled=progress)
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:

@@ -18,7 +18,7 @@ from docvlm.errors import ConfigError
 from docvlm.evaluate.metrics import GAP
 from docvlm.report.collect import RunData, flatten, read_predictions, read_run
 from docvlm.report.diff import counts, diff_html, visible
-from docvlm.report.plots import training_curves
+from docvlm.report.plots import ablation_plot, training_curves
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.6em;border-bottom:2px solid #444}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ccc}
 h3{font-size:1.05em}table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f0f0f0}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+.num{white-space:nowrap}tr.failed td{max-width:32em}
+.wide{overflow-x:auto}th{background:#f0f0f0}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.better{color:#0a7a0a;font-weight:600}
 .worse{color:#b00020;font-weight:600}.muted{color:#777}.failed{background:#fde8e8}
 .diff{font-family:'DejaVu Sans Mono',monospace;font-size:1.05em;white-space:pre;line-height:1.6}
@@ -84,7 +86,7 @@ def table(headers: list[str], rows: list[list[str]], raw: bool = False, row_clas
 
 
 def num(text: str, css: str = "") -> str:
-    return f'<span class="num {css}">{esc(text)}</span>' if css else esc(text)
+    return f'<span class="num {css}">{esc(text)}</span>' 
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +442,8 @@ def ablation_table(entries: list[dict]) -> str:
         figures = [num(_count(entry.get("trainable_parameters")) or ""), num(_number(entry.get("train_seconds")) or ""),
                    num("" if entry.get("peak_memory_mb") is None else f"{entry['peak_memory_mb']:,.0f}")]
         if not entry.get("datasets"):
-            rows.append(common + [esc(entry.get("error") or "no metrics"), "", "", "", "", ""] + figures)
+            common[2] = f"{esc(entry['status'])}: {esc(entry.get('error') or 'no metrics')}"
+            rows.append(common + ["", "", "", "", "", ""] + figures)
             classes.append("failed")
             continue
         for dataset, values in entry["datasets"].items():
@@ -451,7 +454,7 @@ def ablation_table(entries: list[dict]) -> str:
                                           delta_class(metric, m.get("delta"))),
                                       num("" if m.get("p_value") is None else f"{m['p_value']:.3f}")] + figures)
                 classes.append("")
-    return table(ABLATION_HEADERS, rows, raw=True, row_class=classes)
+    return '<div class="wide">' + table(ABLATION_HEADERS, rows, raw=True, row_class=classes) + "</div>"
 
 
 def run_entry(run: RunData, settings: dict) -> dict:
@@ -495,6 +498,9 @@ def comparison_page(title: str, entries: list[dict], runs: list[RunData], note: 
     failed = sum(e["status"] not in ("ok", "reused") for e in entries)
     body = [f"<h2>Ablation</h2><p>{len(entries)} runs, {failed} without results. {esc(note)}</p>",
             ablation_table(entries)]
+    plot = ablation_plot(entries)
+    if plot:
+        body.append(f'<div class="plot">{plot}</div>')
     for run in runs:
         body.append(f"<details><summary>{esc(run.name)}</summary>{run_body(run, with_images=True)}</details>")
     return document(title, "".join(body))

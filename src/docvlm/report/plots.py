@@ -53,3 +53,43 @@ def _svg(plt, figure) -> str:
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline SVG in HTML
+
+
+def ablation_plot(entries: list[dict]) -> str | None:
+    """The tuned model's first metric (with its interval) against the one swept setting, per
+    dataset; None unless exactly one setting varies and its values are numbers."""
+    keys = {key for e in entries for key in e.get("settings", {})}
+    if len(keys) != 1:
+        return None
+    key = keys.pop()
+    series: dict[tuple[str, str], list[tuple[float, float, list | None]]] = {}
+    for entry in entries:
+        try:
+            x = float(entry["settings"][key])
+        except (TypeError, ValueError):
+            return None
+        for dataset, figures in (entry.get("datasets") or {}).items():
+            metric, values = next(iter(figures["metrics"].items()))
+            if values.get("tuned") is not None:
+                series.setdefault((dataset, metric), []).append((x, values["tuned"], values.get("tuned_ci")))
+    if not series:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    for (dataset, metric), points in series.items():
+        points.sort()
+        xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
+        low = [100 * (p[1] - p[2][0]) if p[2] and p[2][0] is not None else 0 for p in points]
+        high = [100 * (p[2][1] - p[1]) if p[2] and p[2][1] is not None else 0 for p in points]
+        axis.errorbar(xs, ys, yerr=[low, high], fmt="o-", capsize=4, label=f"{dataset} {metric.upper()} (tuned)")
+    xs = sorted({x for pts in series.values() for x, _, _ in pts})
+    if all(x > 0 for x in xs) and max(xs) / min(xs) >= 8:  # ranks 8, 16, 32, 64: even steps on a log axis
+        axis.set_xscale("log", base=2)
+    axis.set_xticks(xs, [f"{x:g}" for x in xs])
+    axis.minorticks_off()
+    axis.set_xlabel(key)
+    axis.set_ylabel("%")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _svg(plt, figure)

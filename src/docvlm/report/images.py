@@ -17,7 +17,7 @@ from docvlm.errors import DocVLMError
 
 log = logging.getLogger(__name__)
 
-MAX_SIZE = (900, 160)
+MAX_SIZE = (1000, 600)  # a line keeps its width, a page fits a screen
 
 
 def sample_images(run_path: Path, dataset_name: str, split: str, ids: list[str]) -> dict[str, str]:

@@ -111,6 +111,13 @@ def test_sweep_writes_the_ablation_table(swept, capsys):
     assert points["4"]["trainable_parameters"] == 2 * points["2"]["trainable_parameters"]
 
 
+def test_sweep_refuses_an_unknown_key_before_training(sweep_run, capsys):
+    config_file, sweep_dir = sweep_run
+    assert main(["sweep", str(config_file), "--set", "tuning.lora.rank=2,4"]) == 2
+    assert "error: --set tuning.lora.rank: no such config key" in capsys.readouterr().err
+    assert main(["sweep", str(config_file), "--set", "data.datasets.3.name=a"]) == 2
+
+
 def test_sweep_rerun_reuses_finished_points(sweep_run, swept):
     from docvlm.sweep import run_sweep
 

@@ -53,6 +53,23 @@ def parse_sets(sets: list[str]) -> list[tuple[str, list[str]]]:
     return axes
 
 
+def check_key(cfg, key: str) -> None:
+    """A misspelt key would fail every point: refuse it before training anything (a bad *value*
+    only fails its own point)."""
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, dict):
+            return  # free-form options (model.processor_options): their keys are checked when loaded
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: '{part}' is not an index of a list of {len(node)}")
+            node = node[int(part)]
+        elif hasattr(node, "__dataclass_fields__") and part in node.__dataclass_fields__:
+            node = getattr(node, part)
+        else:
+            raise ConfigError(f"--set {key}: no such config key ('docvlm config fields' lists them)")
+
+
 def grid(axes: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]]]:
     keys = [key for key, _ in axes]
     return [list(zip(keys, values)) for values in itertools.product(*(values for _, values in axes))]
@@ -70,6 +87,8 @@ def run_sweep(config: str | Path, sets: list[str], overrides: list[str] | None =
     overrides = list(overrides or [])
     axes = parse_sets(sets)
     base = load_config(config, overrides)  # a broken config stops here, before any point runs
+    for key, _ in axes:
+        check_key(base, key)
     sweep_dir = base.run_dir
     points = grid(axes)
     table: dict = {"config": str(config), "overrides": overrides, "axes": {k: v for k, v in axes},

@@ -298,3 +298,22 @@ def test_compare_prints_performance_by_document_type(swept, capsys):
     metrics = json.loads((sweep_dir / "sweep-tuning.lora.r-4" / "metrics" / "test.json").read_text())
     form = metrics["datasets"]["lines"]["analysis"]["tuned"]["groups"]["group"]["form"]["cer"]
     assert "sweep-tuning.lora.r-4 / lines by group" in printed and "ledger" in printed and f"{form:.2%}" in printed
+
+
+def test_export_of_a_dora_run_answers_like_the_adapter(tiny_models, lines_dir, tmp_path):
+    from docvlm.models.export import export_run
+    from docvlm.models.loading import load_tuned
+    from docvlm.models.prompting import ChatFormat, generate_answers
+    from docvlm.train.trainer import run_training
+    from test_families import _plain_transformers_answers, _test_samples
+
+    cfg = make_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, "--tuning.method", "lora",
+                      "--tuning.lora.use_dora", "true", "--tuning.lora.r", "4", "--tuning.lora.dropout", "0",
+                      "--train.max_steps", "3", "--train.eval_steps", "0", "--train.save_steps", "3")
+    run_training(cfg)
+    export_run(cfg.run_dir, tmp_path / "merged")
+    samples = _test_samples(cfg, lines_dir)
+    loaded = load_tuned(cfg.run_dir)
+    adapter = generate_answers(loaded.model, ChatFormat(loaded.processor, loaded.spec), samples, 6)
+    assert _plain_transformers_answers(tmp_path / "merged", samples, cfg.data.datasets[0].prompt_for(),
+                                       tmp_path) == adapter

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,11 +42,8 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:
-            if meter is None:
+            with meter.timed(len(batch)) if meter is not None else nullcontext():
                 answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
-            else:
-                with meter.timed(len(batch)):
-                    answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
             for sample, answer in zip(batch, answers):
                 record = sample.record
                 row = {"id": record.id, "prediction": answer, "reference": record.target or None,

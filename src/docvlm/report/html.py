@@ -313,8 +313,7 @@ def confusions_section(run: RunData) -> str:
                     continue
                 out.append(f"<h3>{esc(name)}, {esc(system)}: {analysis['substitutions']} substitutions, "
                            f"{analysis['insertions']} insertions, {analysis['deletions']} deletions</h3>")
-                rows = [[esc(visible(c["expected"]) if c["expected"] else "∅"),
-                         esc(visible(c["got"]) if c["got"] else "∅"), num(str(c["count"]))]
+                rows = [[esc(_unit(c["expected"])), esc(_unit(c["got"])), num(str(c["count"]))]
                         for c in analysis.get("top_confusions", [])[:15]]
                 if rows:
                     out.append(table(["expected", "got", "count"], rows, raw=True))
@@ -324,6 +323,11 @@ def confusions_section(run: RunData) -> str:
                 if scripts:
                     out.append(table(["script", "characters", "errors", "accuracy"], scripts, raw=True))
     return "<h2>Confusions</h2>" + "".join(out) if out else ""
+
+
+def _unit(unit: str) -> str:
+    """A confusion's side: ∅ for none, ␣ for a space (blank otherwise), control characters by code."""
+    return "∅" if not unit else "␣" if unit == " " else visible(unit)
 
 
 def latency_section(run: RunData) -> str:

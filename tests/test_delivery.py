@@ -244,6 +244,12 @@ def test_predict_prints_throughput_and_cost(swept, capsys):
     assert timing["samples"] == 6 and timing["batch_size"] == 3
     assert timing["cost_per_1000_images"] == pytest.approx(2.5 / 3600 * 1000 / timing["samples_per_second"])
     assert "samples/s" in printed and "ms/sample" in printed and "per 1000 images" in printed
+    # The price may also come from the config; a negative one is refused.
+    assert main(["--quiet", "predict", str(run), "--split", "test", "--output", str(output),
+                 "--evaluate.price_per_hour", "3.6"]) == 0
+    assert json.loads((run / "predictions" / "timed.jsonl.timing.json").read_text())["price_per_hour"] == 3.6
+    assert main(["predict", str(run), "--split", "test", "--price-per-hour", "-1"]) == 2
+    assert "--price-per-hour must be a finite number >= 0" in capsys.readouterr().err
 
 
 def _weights(model):

@@ -149,9 +149,11 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if not args.inputs:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
-    from docvlm.predict.latency import LatencyMeter, format_latency
+    from docvlm.predict.latency import LatencyMeter, check_price, format_latency
     from docvlm.runs import write_json
 
+    price = check_price(args.price_per_hour if args.price_per_hour is not None else
+                        (cfg.evaluate.price_per_hour if cfg else None))
     meter = LatencyMeter(batch_size)
     meter.start()
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
@@ -159,7 +161,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
     output = Path(args.output) if args.output else (
         target / "predictions" / "predictions.jsonl" if cfg else Path("predictions.jsonl"))
     write_predictions(rows, output)
-    latency = meter.summary(args.price_per_hour)
+    latency = meter.summary(price)
     write_json(output.with_name(output.name + ".timing.json"), latency)
     skipped = skip_summary(samples)["skipped_total"]
     print(f"{len(rows)} predictions written to {output}" + (f" ({skipped} inputs skipped)" if skipped else ""))

@@ -26,6 +26,7 @@ from typing import Callable
 
 from docvlm.config import load_config
 from docvlm.errors import ConfigError, DocVLMError
+from docvlm.predict.latency import check_price
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def run_sweep(config: str | Path, sets: list[str], overrides: list[str] | None =
     base = load_config(config, overrides)  # a broken config stops here, before any point runs
     for key, _ in axes:
         check_key(base, key)
+    check_price(price_per_hour)
     sweep_dir = base.run_dir
     points = grid(axes)
     table: dict = {"config": str(config), "overrides": overrides, "axes": {k: v for k, v in axes},

@@ -19,7 +19,7 @@ from docvlm.evaluate.predictions import pair_rows, read_predictions
 from docvlm.evaluate.scoring import (TASK_METRICS, check_options, dataset_result, metric_options, metrics_file,
                                      score_rows)
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
-from docvlm.predict.latency import LatencyMeter
+from docvlm.predict.latency import LatencyMeter, check_price
 from docvlm.predict.run import predict_samples, write_predictions
 from docvlm.runs import load_run_config, write_json
 
@@ -37,6 +37,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     check_options(cfg.evaluate)
+    price_per_hour = check_price(price_per_hour if price_per_hour is not None else cfg.evaluate.price_per_hour,
+                                 "evaluate.price_per_hour")
     role = _role(cfg)
     tuned = load_tuned(run_dir, cfg.model)
     base: Loaded | None = None

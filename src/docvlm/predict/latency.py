@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from docvlm.errors import ConfigError
 from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
 
 
@@ -76,6 +77,12 @@ def _synchronize() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def check_price(price_per_hour: float | None, where: str = "--price-per-hour") -> float | None:
+    if price_per_hour is not None and not (price_per_hour >= 0 and price_per_hour != float("inf")):
+        raise ConfigError(f"{where} must be a finite number >= 0 (USD per hour), got {price_per_hour}")
+    return price_per_hour
 
 
 def cost_per_1000(price_per_hour: float | None, samples_per_second: float | None) -> float | None:

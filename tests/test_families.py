@@ -127,3 +127,38 @@ def test_full_tuning_changes_every_trainable_weight_and_no_frozen_one(family, ti
     unchanged = [n for n in base if spec.component_of(n) != "vision" and torch.equal(base[n], tuned[n])]
     changed_frozen = [n for n in base if spec.component_of(n) == "vision" and not torch.equal(base[n], tuned[n])]
     assert unchanged == [] and changed_frozen == []
+
+
+def _plain_transformers_answers(model_dir, samples, prompt, tmp_path) -> list[str]:
+    """Greedy answers of an exported folder, computed in a subprocess that never imports docvlm."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"prompt": prompt, "images": [s.record.image_ref for s in samples],
+                                  "max_new_tokens": 6}))
+    script = Path(__file__).with_name("plain_generate.py")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(script), str(model_dir), str(inputs)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_export_merges_adapters_into_a_plain_transformers_model(lora_run, tmp_path):
+    from docvlm.models.export import export_run
+
+    family, cfg, samples, _ = lora_run
+    out = tmp_path / "merged"
+    summary = export_run(cfg.run_dir, out)
+    assert summary["merged"] and summary["family"] == family
+    assert (out / "model.safetensors").is_file() and (out / "generation_config.json").is_file()
+    assert not (out / "adapter_config.json").exists()
+    reloaded = load_tuned(cfg.run_dir)
+    adapter = generate_answers(reloaded.model, ChatFormat(reloaded.processor, reloaded.spec), samples, 6)
+    plain_answers = _plain_transformers_answers(out, samples, cfg.data.datasets[0].prompt_for(), tmp_path)
+    assert plain_answers == adapter
+    _, attribute, expected = OPTIONS[family]  # the run's image settings travel with the export
+    saved = json.loads((out / "processor_config.json").read_text())["image_processor"][attribute]
+    assert ({k: v for k, v in saved.items() if v is not None} if isinstance(expected, dict) else saved) == expected

@@ -66,7 +66,9 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
     if Path(args.run).is_dir():
         for folder in ("predictions", "metrics"):
             ensure_writable(Path(args.run) / folder)
-    results = evaluate_run(args.run, overrides)
+    from docvlm.predict.latency import format_latency
+
+    results = evaluate_run(args.run, overrides, progress=not args.quiet, price_per_hour=args.price_per_hour)
     print(format_table(results))
     for result in results:
         summary = format_summary(result)
@@ -74,6 +76,7 @@ def cmd_evaluate(args, overrides: list[str]) -> int:
             print(summary)
         print(f"{result['dataset']}/{result['split']}: scored {result['n']} samples; "
               f"{result.get('skipped', 0)} skipped")
+        print(f"{result['dataset']} tuned {format_latency(result['latency']['tuned'])}")
     print(f"metrics written to {Path(args.run) / 'metrics'}")
     return 0
 
@@ -115,8 +118,15 @@ def cmd_compare(args, overrides: list[str]) -> int:
 
     if overrides:
         raise DocVLMError("compare takes no config overrides")
+    from docvlm.evaluate.groups import format_groups
+
     runs = [(Path(run).name, load_run_metrics(run, args.split)) for run in args.runs]
     print(format_compare(runs))
+    for name, metrics in runs:  # performance by document type, per run
+        for dataset, result in metrics["datasets"].items():
+            table = format_groups(f"{name} / {dataset}", result)
+            if table:
+                print("\n" + table)
     return 0
 
 
@@ -174,12 +184,23 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO pages: written back
             return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
-    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw)
+    from docvlm.predict.latency import LatencyMeter, check_price, format_latency
+    from docvlm.runs import write_json
+
+    price = check_price(args.price_per_hour if args.price_per_hour is not None else
+                        (cfg.evaluate.price_per_hour if cfg else None))
+    meter = LatencyMeter(batch_size)
+    meter.start()
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
+                           progress=not args.quiet, meter=meter)
     write_predictions(rows, output)
+    latency = meter.summary(price)
+    write_json(output.with_name(output.name + ".timing.json"), latency)
     counts = skip_summary(samples)
     reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["skipped"].items())
     print(f"{len(rows)} predictions written to {output}; {counts['kept']} of {counts['total']} inputs read"
           + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
+    print(format_latency(latency))
     return 0
 
 
@@ -217,6 +238,37 @@ def cmd_lab(args, overrides: list[str]) -> int:
     if overrides:
         raise DocVLMError("lab takes no config overrides")
     run_lab(args.output, quick=args.quick)
+    return 0
+
+
+def cmd_sweep(args, overrides: list[str]) -> int:
+    from docvlm.sweep import format_table, run_sweep
+
+    table = run_sweep(args.config, args.set, overrides, progress=not args.quiet, price_per_hour=args.price_per_hour,
+                      say=print)
+    print(format_table(table))
+    # Failed points are in the table; the command fails only when no point trained at all.
+    return 0 if any(point["status"] != "failed" for point in table["points"]) else 1
+
+
+def cmd_report(args, overrides: list[str]) -> int:
+    from docvlm.report.html import build_report
+
+    if overrides:
+        raise DocVLMError("report takes no config overrides (it reads what the runs wrote)")
+    _, summary = build_report(args.runs, args.output)
+    print(summary)
+    return 0
+
+
+def cmd_export(args, overrides: list[str]) -> int:
+    from docvlm.models.export import export_run, format_summary
+
+    if overrides:
+        raise DocVLMError("export takes no config overrides (it exports the run as trained)")
+    summary = export_run(args.run, args.output, dtype=args.dtype, interpolate=args.interpolate,
+                         overwrite=args.overwrite, say=print, progress=not args.quiet)
+    print(format_summary(summary))
     return 0
 
 
@@ -280,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docvlm", description=__doc__.splitlines()[0],
                                      epilog="Any config value can be overridden: --section.key value")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (summaries are still printed)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="fine-tune a model as a config says; writes a run folder")
@@ -308,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--per-sample", metavar="FILE",
                           help="with --predictions: write each sample's value of every metric (JSONL: id, "
                                "metric values; CER/WER also edits and reference length)")
+    evaluate.add_argument("--price-per-hour", type=float, metavar="USD",
+                          help="hourly price of the machine: the latency figures get a cost per 1000 images")
     evaluate.set_defaults(func=cmd_evaluate)
 
     compare = commands.add_parser("compare", help="one table of the evaluated metrics of several runs")
@@ -334,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--min-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--max-pixels", type=int, help="override the saved pixel budget")
     predict.add_argument("--on-bad-sample", choices=["error", "skip"], help="unreadable inputs: stop or skip")
+    predict.add_argument("--price-per-hour", type=float, metavar="USD",
+                         help="hourly price of the machine: adds the cost per 1000 images to the timing")
     predict.set_defaults(func=cmd_predict)
 
     retention = commands.add_parser("retention", help="what fine-tuning cost the model's general abilities")
@@ -356,6 +413,28 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--output", default="runs/lab", help="folder for models, data, lab.json and lab.png")
     lab.add_argument("--quick", action="store_true", help="a reduced lab (tests, a first look)")
     lab.set_defaults(func=cmd_lab)
+
+    sweep = commands.add_parser("sweep", help="train + evaluate every combination of --set values; ablation table")
+    sweep.add_argument("config", help="YAML config file (its run_name names the sweep folder)")
+    sweep.add_argument("--set", action="append", required=True, metavar="KEY=V1,V2",
+                       help="a config key and its values, e.g. tuning.lora.r=8,16,32,64 (repeatable: cartesian product)")
+    sweep.add_argument("--price-per-hour", type=float, metavar="USD", help="adds cost per 1000 images to each point")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = commands.add_parser("report", help="one self-contained HTML page of a run, a sweep, or several runs")
+    report.add_argument("runs", nargs="+", help="run folders (or a sweep folder); several give a comparison page")
+    report.add_argument("--output", help="HTML file (default: RUN/report.html; several runs: their parent folder)")
+    report.set_defaults(func=cmd_report)
+
+    export = commands.add_parser("export", help="merge a run's adapters into a standard transformers model folder")
+    export.add_argument("run", help="run folder written by 'docvlm train'")
+    export.add_argument("output", help="folder for the merged model (safetensors, config, processor, generation config)")
+    export.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="weights' dtype (default: the run's model.dtype); QLoRA runs merge into the base at it")
+    export.add_argument("--interpolate", type=float, metavar="A",
+                        help="WiSE-FT: write base + A * (tuned - base), 0 <= A <= 1 (for LoRA: the adapter scaled by A)")
+    export.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    export.set_defaults(func=cmd_export)
 
     demo = commands.add_parser("demo", help="offline end-to-end run: tiny model, synthetic lines")
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
@@ -411,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)} (config overrides look like --section.key value)")
     extra = overrides
     _setup_logging(args.verbose)
+    if args.quiet:
+        # tqdm reads TQDM_* variables as defaults: this silences every bar, the Trainer's included.
+        os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.func(args, extra)

@@ -345,6 +345,9 @@ class EvalConfig:
     """Worst samples kept, with aligned reference/prediction, in the error analysis."""
     top_confusions: int = 20
     """Most frequent ``expected -> got`` confusions kept in the error analysis."""
+    price_per_hour: float | None = None
+    """Hourly price (USD) of the machine; with it the latency figures of evaluate and predict give
+    the cost per 1000 images (``--price-per-hour`` overrides it)."""
 
 
 @dataclass

@@ -112,7 +112,9 @@ def check_data(cfg: Config, tokenizing: Tokenizing | None) -> dict:
 def _check_split(samples, role: str, label: str, cfg: Config, tokenizing: Tokenizing | None,
                  seen: list[Seen], characters: Counter) -> dict:
     widths, heights, sizes, unreadable, page_hashes, records = [], [], [], [], {}, []
-    for index, record in enumerate(samples.records):
+    from docvlm.progress import bar
+
+    for index, record in enumerate(bar(samples.records, desc=f"check {label}", unit="image", leave=False)):
         try:
             image = samples.load_image(record)
         except BadSample as bad:

@@ -191,14 +191,21 @@ def line_errors(reference: str, prediction: str, options: TextMetricConfig,
 
 def aligned(reference: Sequence[str], prediction: Sequence[str]) -> tuple[str, str]:
     """Reference and prediction padded with :data:`GAP` so equal positions line up."""
-    top, bottom = [], []
+    pairs = aligned_pairs(reference, prediction)
+    return "".join(r for r, _ in pairs), "".join(h for _, h in pairs)
+
+
+def aligned_pairs(reference: Sequence[str], prediction: Sequence[str]) -> list[tuple[str, str]]:
+    """The alignment behind the edit counts, one (reference unit, predicted unit) pair per column;
+    :data:`GAP` stands for the missing side of an insertion or deletion. Units stay whole (a
+    grapheme cluster is one column), which the report's character diff relies on."""
+    pairs: list[tuple[str, str]] = []
     for op in Levenshtein.opcodes(reference, prediction):
         ref_part = list(reference[op.src_start:op.src_end])
         hyp_part = list(prediction[op.dest_start:op.dest_end])
         width = max(len(ref_part), len(hyp_part))
-        top += ref_part + [GAP] * (width - len(ref_part))
-        bottom += hyp_part + [GAP] * (width - len(hyp_part))
-    return "".join(top), "".join(bottom)
+        pairs += zip(ref_part + [GAP] * (width - len(ref_part)), hyp_part + [GAP] * (width - len(hyp_part)))
+    return pairs
 
 
 # Scripts are looked up with the ``regex`` module's Unicode Script property. The list holds the

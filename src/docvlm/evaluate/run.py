@@ -19,6 +19,7 @@ from docvlm.evaluate.predictions import pair_rows, read_predictions
 from docvlm.evaluate.scoring import (TASK_METRICS, check_options, dataset_result, metric_options, metrics_file,
                                      score_rows)
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
+from docvlm.predict.latency import LatencyMeter, check_price
 from docvlm.predict.run import predict_samples, write_predictions
 from docvlm.runs import load_run_config, write_json
 
@@ -29,10 +30,15 @@ def _role(cfg: Config) -> str:
     return "test" if cfg.evaluate.split == "test" else "eval"
 
 
-def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> list[dict]:
+def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
+                 price_per_hour: float | None = None) -> list[dict]:
+    """Predict and score every dataset's evaluation split with the base and the tuned model; each
+    result also holds ``latency`` (per system: throughput, ms per sample, peak memory, device, cost)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     check_options(cfg.evaluate)
+    price_per_hour = check_price(price_per_hour if price_per_hour is not None else cfg.evaluate.price_per_hour,
+                                 "evaluate.price_per_hour")
     role = _role(cfg)
     tuned = load_tuned(run_dir, cfg.model)
     base: Loaded | None = None
@@ -45,17 +51,22 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
         samples = load_split(dataset, role, cfg.data).head(cfg.evaluate.max_samples)
         if len(samples) == 0:
             raise DataError(f"dataset '{dataset.name}' split '{split}' has no samples to score")
+        meters = {"base": LatencyMeter(generation.batch_size), "tuned": LatencyMeter(generation.batch_size)}
+        meters["tuned"].start()
         tuned_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                     generation.num_beams, progress)
+                                     generation.num_beams, progress, meter=meters["tuned"])
+        latency = {"tuned": meters["tuned"].summary(price_per_hour)}
+        meters["base"].start()
         if (run_dir / ADAPTER_DIR).is_dir():
             with tuned.model.disable_adapter():
                 base_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                            generation.num_beams, progress)
+                                            generation.num_beams, progress, meter=meters["base"])
         else:
             base = base or load_base(cfg.model, processor_from=str(run_dir / MODEL_DIR))
             base.model.eval()
             base_rows = predict_samples(base, samples, generation.batch_size, generation.max_new_tokens,
-                                        generation.num_beams, progress)
+                                        generation.num_beams, progress, meter=meters["base"])
+        latency["base"] = meters["base"].summary(price_per_hour)
         stem = f"{dataset.name}-{split}"
         base_file = write_predictions(base_rows, run_dir / "predictions" / f"base-{stem}.jsonl")
         tuned_file = write_predictions(tuned_rows, run_dir / "predictions" / f"tuned-{stem}.jsonl")
@@ -68,6 +79,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
                                 score_rows(tuned_rows, metrics, cfg.evaluate),
                                 base=score_rows(base_rows, metrics, cfg.evaluate),
                                 skipped=samples.report.as_dict()["skipped_total"])
+        result["latency"] = latency
         sections[dataset.name] = result
         results.append(result)
     if not results:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,27 +27,32 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 
 
 def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new_tokens: int,
-                    num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None) -> list[dict]:
+                    num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None,
+                    meter: Any = None) -> list[dict]:
     """One row per readable sample: id, prediction, reference (when known), image, dataset; for a
     Florence-2 region task also ``regions`` (boxes and labels in image pixels), drawn into
-    ``draw_dir`` as ``<id>.png`` when given."""
-    from tqdm.auto import tqdm
+    ``draw_dir`` as ``<id>.png`` when given. ``meter`` (a :class:`~docvlm.predict.latency.LatencyMeter`)
+    times each batch's prompt encoding and generation (image decoding excluded)."""
+    from docvlm.progress import bar as progress_bar
 
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[dict] = []
     indices = list(range(len(samples)))
     # As a context manager the bar ends its line even when a bad input stops the loop, so the
     # error message that follows starts on a line of its own.
-    with tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress) as bar:
-        _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar)
+    with progress_bar(total=len(indices), desc="predict", unit="sample", enabled=progress) as bar:
+        _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
+                         meter)
     return rows
 
 
-def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar):
+def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
+                     meter):
     for start in range(0, len(indices), batch_size):
         batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
         if batch:
-            answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
+            with meter.timed(len(batch)) if meter is not None else nullcontext():
+                answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
             for sample, answer in zip(batch, answers):
                 record = sample.record
                 row = {"id": record.id, "prediction": answer, "reference": record.target or None,

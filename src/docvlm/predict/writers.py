@@ -125,7 +125,8 @@ def output_name(xml: Path, root: Path | None, single_file: bool) -> Path:
 
 def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, budget: PixelBudget,
                   batch_size: int, max_new_tokens: int, num_beams: int, on_bad: str, options: WriteOptions,
-                  line_padding: int = 0, mask_polygon: bool = False, progress: bool = True) -> dict:
+                  line_padding: int = 0, mask_polygon: bool = False, progress: bool = True,
+                  meter: Any = None) -> dict:
     """Transcribe every line of the pages and write the XML copies and ``predictions.jsonl`` into
     ``output``; returns a summary (counts, files, skips)."""
     from docvlm.predict.run import predict_samples, write_predictions
@@ -136,7 +137,7 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
         raise DataError(f"input not found: {missing[0]}")
     plan = _output_plan(paths, output)
     samples = layout_samples(paths, prompt, budget, on_bad, line_padding, mask_polygon)
-    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress)
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress, meter=meter)
     by_id = {record.id: record for record in samples.records}
     confidences = line_confidences(loaded, samples, rows, batch_size)
     predictions: dict[str, dict[int, tuple[str, float | None]]] = defaultdict(dict)
@@ -500,14 +501,24 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     padding, mask = _line_settings(cfg)
     options = WriteOptions(replace=getattr(args, "replace", False), alto_words=getattr(args, "alto_words", False),
                            model=_model_name(args.model, cfg))
+    from docvlm.predict.latency import LatencyMeter, check_price, format_latency
+    from docvlm.runs import write_json
+
+    price = check_price(args.price_per_hour if args.price_per_hour is not None else
+                        (cfg.evaluate.price_per_hour if cfg else None))
+    meter = LatencyMeter(batch_size)
+    meter.start()
     summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
-                            on_bad, options, padding, mask)
+                            on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter)
+    latency = meter.summary(price)
+    write_json(output / "predictions.jsonl.timing.json", latency)
     skipped = summary["skips"]["skipped_total"]
     kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
     if summary["files_not_written"]:
         kept += f", {summary['files_not_written']} malformed files not written"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
           f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
+    print(format_latency(latency))
     return 0
 
 

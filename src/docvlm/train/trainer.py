@@ -26,6 +26,7 @@ from docvlm.data.sources import SubstitutingSampleSet, load_role
 from docvlm.errors import ConfigError, DataError, Interrupted
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget
+from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
 from docvlm.runs import ensure_writable, environment, write_json
 from docvlm.train.distributed import is_main_process, snapshot, sum_over_processes
 from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, loss_set, score_parts, selection_metric
@@ -371,12 +372,14 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         reference=build_reference(cfg, model),
         answer_only_logits=cfg.train.answer_only_logits,
     )
+    reset_peak_memory()
     started = time.time()
     try:
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except KeyboardInterrupt:
         raise _interrupted(run_dir, trainer, reports, started) from None
     elapsed = time.time() - started
+    peak_memory, peak_memory_kind = peak_memory_bytes()
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
     trainer.save_model(str(final_dir))  # collective under FSDP/ZeRO-3; writes on the main process only
@@ -390,6 +393,9 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         f"best_{trainer.args.metric_for_best_model or 'metric'}": trainer.state.best_metric,
         "trainable_parameters": trainable,
         "total_parameters": total,
+        "peak_memory_mb": round(peak_memory / 2**20, 1),
+        "peak_memory_kind": peak_memory_kind,
+        "device": device_name(),
         "saved_to": str(final_dir),
     }
     summary["skipped"] = {label: report.one_line(label) for label, report in reports.items() if report.skipped}

@@ -20,10 +20,10 @@ from docvlm.data.schema import Sample
 from docvlm.data.sources import load_split
 from docvlm.errors import DataError
 from docvlm.evaluate import caption, vqa
+from docvlm.evaluate import retention_metrics as rm
 from docvlm.evaluate.bootstrap import CorpusStats, ratio
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat
-from docvlm.retention import metrics as rm
 from docvlm.retention.likelihood import mean_log_likelihood, with_target
 
 SUITE_METRICS = {

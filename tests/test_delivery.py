@@ -97,7 +97,7 @@ def test_sweep_writes_the_ablation_table(swept, capsys):
     sweep_dir, table = swept
     points = {p["settings"]["tuning.lora.r"]: p for p in table["points"]}
     assert [p["status"] for p in table["points"]] == ["ok", "ok", "failed"]
-    assert "positive integer" in points["-1"]["error"]
+    assert "'tuning.lora.r': must be >= 1" in points["-1"]["error"]
     for r in ("2", "4"):
         point = points[r]
         assert point["run"] == str(sweep_dir / f"sweep-tuning.lora.r-{r}")
@@ -183,7 +183,7 @@ def test_report_of_the_sweep_is_an_ablation_page(swept):
     dom = _dom(target)
     rows = dom.xpath("//h2[text()='Ablation']/following::table[1]/tbody/tr")
     assert len(rows) == 5  # one row per point and metric (CER, WER); one for the failed point
-    assert "failed" in rows[4].get("class") and "positive integer" in rows[4].text_content()
+    assert "failed" in rows[4].get("class") and "must be >= 1" in rows[4].text_content()
     for row, point in zip(rows[0:4:2], table["points"]):
         cer = point["datasets"]["lines"]["metrics"]["cer"]
         assert point["name"] in row.text_content() and "CER" in row.text_content()

@@ -177,6 +177,16 @@ def test_evaluate_scores_base_and_tuned(lora_run, capsys):
         assert low <= expected.rate <= high
         analysis = metrics["analysis"][which]
         assert analysis["substitutions"] + analysis["insertions"] + analysis["deletions"] == expected.edits
+        # Every sample's value of every metric of the task, base and tuned (issue 9 item 7).
+        per_sample = [json.loads(line) for line in
+                      (cfg.run_dir / "metrics" / "test.per_sample.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in per_sample] == [r["id"] for r in rows]
+        assert {r["dataset"] for r in per_sample} == {"lines"}
+        for sample, row in zip(per_sample, rows):
+            assert set(metrics["metrics"]) <= set(sample[which])
+            one = cer([row["reference"]], [row["prediction"]])
+            assert sample[which]["cer_edits"] == one.edits and sample[which]["cer"] == pytest.approx(one.rate)
+        assert sum(s[which]["cer_edits"] for s in per_sample) == expected.edits
     assert metrics["delta"]["cer"] == pytest.approx(metrics["tuned"]["cer"]["value"] - metrics["base"]["cer"]["value"])
     assert 0.0 <= metrics["p_value"]["cer"] <= 1.0
     assert metrics_file["options"]["cer_wer"]["normalization"] == "none"

@@ -1,9 +1,13 @@
 """Metrics of general ability for retention checks (issue 12): METEOR, image-text retrieval
-Recall@K, and label-free drift (KL, cross-entropy). Pure functions, numpy only (no torch).
+Recall@K, and label-free drift (KL, cross-entropy). Pure functions, numpy only (no torch). The one
+implementation: the scoring registry (:mod:`docvlm.evaluate.scoring`) and ``docvlm retention``
+(:mod:`docvlm.retention.suites`, :mod:`docvlm.retention.run`) both call these.
 
 - METEOR: NLTK's ``nltk.translate.meteor_score`` (Lavie & Agarwal 2007: exact, Porter-stem and
   WordNet-synonym matching, F-mean with alpha 0.9, fragmentation penalty gamma 0.5, beta 3; best
-  reference), on the caption tokenizer of :mod:`docvlm.evaluate.caption`; the corpus score is the
+  reference), on the caption tokenizer of :mod:`docvlm.evaluate.caption` (lower case, punctuation
+  split off, as for BLEU-4 and CIDEr-D; NLTK expects tokens, and "sat." must match "sat"); the
+  corpus score is the
   mean of the per-caption scores. It is *not* the Java METEOR 1.5 that coco-caption runs
   (different matcher tables, paraphrase stage, parameters and corpus aggregation), so its numbers
   are not comparable with published COCO METEOR. NLTK reads WordNet from its data folder, which
@@ -65,12 +69,17 @@ def has_wordnet() -> bool:
     return not isinstance(wordnet_reader(), _NoSynonyms)
 
 
+def meteor_synonyms() -> str:
+    """Which synonym stage ``meteor`` uses, as ``docvlm retention`` states it: ``wordnet`` or ``none``."""
+    return "wordnet" if has_wordnet() else "none"
+
+
 def meteor(prediction: str, references: Sequence[str]) -> float:
     """NLTK METEOR of one caption against its references (best reference); 0 without references."""
     from nltk.translate.meteor_score import meteor_score
 
-    tokenized = [tokenize(r) for r in references]
-    if not tokenized:
+    tokenized = [t for t in (tokenize(r) for r in references) if t]
+    if not tokenized:  # no (non-empty) reference: nothing to match
         return 0.0
     return float(meteor_score(tokenized, tokenize(prediction), wordnet=wordnet_reader()))
 
@@ -126,6 +135,16 @@ def retrieval_recall(scores: np.ndarray, text_image: Sequence[int], ks: Sequence
             "text_to_image": recall_at_k(text_to_image_ranks(scores, text_image), ks)}
 
 
+def recall_hits(scores: np.ndarray, text_image: Sequence[int], ks: Sequence[int] = RECALL_KS) -> dict[str, np.ndarray]:
+    """Per-query hits (0/1) for a bootstrap: ``i2t_r@k`` one per image, ``t2i_r@k`` one per text."""
+    i2t, t2i = image_to_text_ranks(scores, text_image), text_to_image_ranks(scores, text_image)
+    out = {}
+    for k in ks:
+        out[f"i2t_r@{k}"] = (i2t < k).astype(float)
+        out[f"t2i_r@{k}"] = (t2i < k).astype(float)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Drift between two models' next-token distributions
 
@@ -166,3 +185,14 @@ def mean_cross_entropy(q_logprobs: Sequence[np.ndarray], tokens: Sequence[Sequen
         count += nll.size
         per_sample.append(float(nll.mean()) if nll.size else None)
     return {"value": total / count if count else None, "tokens": count, "per_sample": per_sample}
+
+
+# --------------------------------------------------------------------------------------------
+# Retention
+
+
+def retention(base: float | None, tuned: float | None) -> float | None:
+    """tuned / base for a higher-is-better metric; ``None`` when either is missing or the base scores 0."""
+    if base is None or tuned is None or base == 0:
+        return None
+    return tuned / base

@@ -4,7 +4,8 @@ For a LoRA run the base model *is* the tuned model with its adapters disabled, s
 weights answers both questions; a fully tuned run loads the base checkpoint beside it. The base is
 given the tuned run's processor, so both read images at the same pixel budget. Each dataset is
 scored with the metrics of its task (:data:`docvlm.evaluate.scoring.TASK_METRICS`), and one file,
-``metrics/<split>.json``, holds a section per dataset.
+``metrics/<split>.json``, holds a section per dataset; ``metrics/<split>.per_sample.jsonl`` holds
+every sample's value of every metric, base and tuned (one row per sample, with its dataset).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from docvlm.data.sources import load_split, split_name
 from docvlm.errors import DataError
 from docvlm.evaluate.predictions import pair_rows, read_predictions
 from docvlm.evaluate.scoring import (TASK_METRICS, check_options, dataset_result, metric_options, metrics_file,
-                                     score_rows)
+                                     per_sample_file, per_sample_rows, score_rows, write_per_sample)
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
 from docvlm.predict.latency import LatencyMeter, check_price
 from docvlm.predict.run import predict_samples, write_predictions
@@ -43,7 +44,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
     tuned = load_tuned(run_dir, cfg.model)
     base: Loaded | None = None
     generation = cfg.generation
-    results, sections, used_metrics = [], {}, []
+    results, sections, used_metrics, per_sample = [], {}, [], []
     for dataset in cfg.data.datasets:
         split = split_name(dataset, role)
         if split is None:
@@ -75,10 +76,11 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
         tuned_rows = pair_rows(base_rows, read_predictions(tuned_file), str(base_file), str(tuned_file))
         metrics = TASK_METRICS[dataset.task]
         used_metrics += [m for m in metrics if m not in used_metrics]
-        result = dataset_result(dataset.name, split, dataset.task, metrics, cfg.evaluate,
-                                score_rows(tuned_rows, metrics, cfg.evaluate),
-                                base=score_rows(base_rows, metrics, cfg.evaluate),
-                                skipped=samples.report.as_dict()["skipped_total"])
+        tuned_score = score_rows(tuned_rows, metrics, cfg.evaluate)
+        base_score = score_rows(base_rows, metrics, cfg.evaluate)
+        result = dataset_result(dataset.name, split, dataset.task, metrics, cfg.evaluate, tuned_score,
+                                base=base_score, skipped=samples.report.as_dict()["skipped_total"])
+        per_sample += [{"dataset": dataset.name, **row} for row in per_sample_rows(tuned_score, base_score)]
         result["latency"] = latency
         sections[dataset.name] = result
         results.append(result)
@@ -87,4 +89,5 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
     write_json(metrics_file(run_dir, cfg.evaluate.split), {
         "split": cfg.evaluate.split, "options": metric_options(cfg.evaluate, tuple(used_metrics)),
         "datasets": sections})
+    write_per_sample(per_sample_file(run_dir, cfg.evaluate.split), per_sample)
     return results

@@ -566,6 +566,11 @@ def metrics_file(run_dir, split: str) -> Path:
     return Path(run_dir) / "metrics" / f"{split}.json"
 
 
+def per_sample_file(run_dir, split: str) -> Path:
+    """Every sample's scores of ``docvlm evaluate RUN`` (:func:`per_sample_rows`, plus ``dataset``)."""
+    return Path(run_dir) / "metrics" / f"{split}.per_sample.jsonl"
+
+
 def load_run_metrics(run_dir, split: str) -> dict:
     path = metrics_file(run_dir, split)
     if not path.is_file():

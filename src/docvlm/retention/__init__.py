@@ -1,6 +1,7 @@
 """Retention: what fine-tuning cost the model's general abilities, and the switches that limit it.
 
-``metrics`` holds the pure metric functions (no torch); ``likelihood`` scores answers under a
+The pure metric functions (no torch) live in :mod:`docvlm.evaluate.retention_metrics`, shared
+with ``docvlm evaluate``; ``likelihood`` scores answers under a
 model; ``suites`` reads and scores the general suites of a config; ``run`` is ``docvlm
 retention RUN``; ``regularizers`` are the KL-to-base and L2-SP loss terms; ``interpolate`` is
 WiSE-FT and adapter merging; ``lab`` is the offline forgetting experiment.
@@ -10,7 +11,7 @@ WiSE-FT and adapter merging; ``lab`` is the offline forgetting experiment.
 
 def __getattr__(name: str):
     # ``docvlm.retention.interpolate_model`` (used by ``docvlm export --interpolate``), imported on
-    # first use so that ``docvlm.retention.metrics`` stays free of torch.
+    # first use so that importing ``docvlm.retention`` stays free of torch.
     if name == "interpolate_model":
         from docvlm.retention.interpolate import interpolate_model
 

@@ -143,7 +143,7 @@ def general_model(output: Path, size: LabSize, scene_root: Path, log) -> Path:
     cfg = _config(output, size, "general", tiny, general_datasets(scene_root), size.general_steps, [])
     summary = _train(cfg)
     log(f"general model trained: {summary['global_step']} steps in {summary['train_seconds']:.0f} s")
-    marker.write_text(json.dumps(settings))
+    write_json(marker, settings)  # atomic: the marker says the cached model is complete
     return model_dir
 
 
@@ -211,7 +211,7 @@ def run_lab(output: str | Path = "runs/lab", quick: bool = False, size: LabSize 
     if not (scene_root / "settings.json").is_file() or json.loads((scene_root / "settings.json").read_text()) != scenes_settings:
         shutil.rmtree(scene_root, ignore_errors=True)
         write_scenes(scene_root, scenes_settings, seed=0)
-        (scene_root / "settings.json").write_text(json.dumps(scenes_settings))
+        write_json(scene_root / "settings.json", scenes_settings)
     lines_root = output / "lines"
     line_splits = {"train": size.task_lines, "test": size.test_lines}
     if not is_rendered(lines_root, line_splits, LINE_STYLE, seed=0):

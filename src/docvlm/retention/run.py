@@ -23,10 +23,10 @@ import numpy as np
 
 from docvlm.config import Config
 from docvlm.data.sources import load_split
+from docvlm.evaluate import retention_metrics as rm
 from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, interval, resampled_values
 from docvlm.evaluate.scoring import LOWER_IS_BETTER, TASK_METRICS, metrics_file, score_rows
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
-from docvlm.retention import metrics as rm
 from docvlm.retention.interpolate import Interpolator, check_fraction
 from docvlm.retention.suites import DRIFT_METRICS, SuiteData, load_suite, score_probes, score_suite
 from docvlm.runs import load_run_config, write_json

@@ -19,11 +19,11 @@ from docvlm.config import DataConfig, EvalConfig, RetentionConfig, RetentionSuit
 from docvlm.data.schema import Sample
 from docvlm.data.sources import load_split
 from docvlm.errors import DataError
-from docvlm.evaluate import caption, vqa
+from docvlm.evaluate import retention_metrics as rm
 from docvlm.evaluate.bootstrap import CorpusStats, ratio
+from docvlm.evaluate.scoring import score_rows
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat
-from docvlm.retention import metrics as rm
 from docvlm.retention.likelihood import mean_log_likelihood, with_target
 
 SUITE_METRICS = {
@@ -120,17 +120,11 @@ def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_siz
     if kind == "retrieval":
         return _score_retrieval(data, loaded, batch_size), None
     answers = generate(loaded, data.samples, batch_size, max_new_tokens)
-    references = [list(s.record.all_references) for s in data.samples]
-    if kind == "vqa":
-        return {"vqa_accuracy": _mean_stats([vqa.vqa_accuracy(a, r) for a, r in zip(answers, references)])}, answers
-    if kind == "docvqa":
-        return {"anls": _mean_stats([vqa.anls(a, r, evaluate.anls_threshold, evaluate.anls_denominator)
-                                     for a, r in zip(answers, references)])}, answers
-    if kind == "caption":
-        bleu = np.array([caption.bleu_stats(a, r) for a, r in zip(answers, references)])
-        return {"bleu4": CorpusStats(bleu, caption.bleu_from_stats),
-                "cider_d": _mean_stats(caption.cider_d_scores(answers, references)),
-                "meteor": _mean_stats([rm.meteor(a, r) for a, r in zip(answers, references)])}, answers
+    # Scored as 'docvlm evaluate' scores these metrics (same registry, same evaluate options).
+    rows = [{"id": s.record.id, "prediction": a, "references": list(s.record.all_references)}
+            for s, a in zip(data.samples, answers)]
+    if kind in ("vqa", "docvqa", "caption"):
+        return score_rows(rows, SUITE_METRICS[kind], evaluate).stats, answers
     raise ValueError(f"suite kind {kind} is scored in pairs (probes)")
 
 

@@ -222,7 +222,15 @@ class TrainConfig:
     seed: int = 42
     """Seed for shuffling, dropout and initialisation of adapters."""
     dataloader_workers: int = 0
-    """Worker processes that decode images."""
+    """Worker processes that decode images and run the processor while the model computes
+    (0: in the training process). Skips made in workers are counted in the run's data report."""
+    dataloader_prefetch: int = 2
+    """Batches each worker prepares ahead (used when ``dataloader_workers`` > 0)."""
+    group_by_length: bool = False
+    """Draw batches of similar length (visual tokens + answer tokens, estimated without decoding):
+    less padding, same samples per epoch; the padding fraction is logged either way."""
+    torch_compile: bool = False
+    """Compile the model with ``torch.compile`` (the Trainer's option); pays off on long runs on a GPU."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Trainer loggers (tensorboard, wandb, none)."""
 

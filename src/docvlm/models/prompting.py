@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from docvlm.data.schema import PixelBudget, Sample, SkipReport
+from docvlm.data.skips import SKIPS_KEY, Skipped, in_worker
 from docvlm.errors import ConfigError, DataError, ModelError
 from docvlm.models.families import FamilySpec
 
@@ -191,9 +192,14 @@ class TrainingCollator:
     warn_visual_tokens: int | None = None
     skip_report: SkipReport | None = None
     """When set (``on_bad_sample: skip``), over-long samples are dropped and counted here."""
+    skip_report_name: str = "train:too_long_at_collation"
+    """The name ``skip_report`` has in the run's data report: in a data-loader worker the report
+    is a copy, so skips are handed back in the batch under this name (``docvlm.data.skips``)."""
 
-    def __call__(self, samples: list[Sample | None]) -> dict[str, torch.Tensor]:
-        samples = [s for s in samples if s is not None]  # None: skipped at decode time (counted)
+    def __call__(self, samples: list) -> dict[str, torch.Tensor]:
+        # None: skipped at decode time and counted in place; Skipped: skipped in a worker process.
+        skips = [(s.report, s.reason, s.message) for s in samples if isinstance(s, Skipped)]
+        samples = [s for s in samples if s is not None and not isinstance(s, Skipped)]
         if not samples:
             raise DataError("every sample of a batch was skipped; see the skip report")
         encoded, prompt_lengths, answers = self._encode(samples)
@@ -202,13 +208,22 @@ class TrainingCollator:
             if self.skip_report is None:
                 raise DataError(too_long[0][1])
             for _, message in too_long:
-                self.skip_report.skip("too_long", message)
+                if in_worker():
+                    skips.append((self.skip_report_name, "too_long", message))
+                else:
+                    self.skip_report.skip("too_long", message)
             dropped = {row for row, _ in too_long}
             samples = [s for row, s in enumerate(samples) if row not in dropped]
             if not samples:
                 raise DataError("every sample of a batch was skipped; see the skip report")
             encoded, prompt_lengths, answers = self._encode(samples)
         self._warn_visual_tokens(samples, encoded["input_ids"])
+        batch = self._batch(samples, encoded, prompt_lengths, answers)
+        if skips:
+            batch[SKIPS_KEY] = skips
+        return batch
+
+    def _batch(self, samples, encoded, prompt_lengths, answers) -> dict[str, torch.Tensor]:
         if self.chat.seq2seq:
             return self._decoder_batch(encoded, answers)
 

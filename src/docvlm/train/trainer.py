@@ -27,6 +27,8 @@ from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
 from docvlm.runs import environment, write_json
+from docvlm.train.batching import BatchingMixin, sample_lengths
+from docvlm.data.skips import WorkerSafeSamples
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ CHECKPOINTS_DIR = "checkpoints"
 BEST_METRIC = "eval_cer"
 
 
-class DocVLMTrainer(Trainer):
+class DocVLMTrainer(BatchingMixin, Trainer):
     """A Trainer whose evaluation also generates answers and scores them (CER/WER)."""
 
     def __init__(self, *args, chat: ChatFormat, cer_set: SampleSet | None, max_new_tokens: int,
@@ -150,6 +152,9 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> Training
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=t.dataloader_workers,
+        dataloader_prefetch_factor=t.dataloader_prefetch if t.dataloader_workers > 0 else None,
+        dataloader_persistent_workers=t.dataloader_workers > 0,
+        torch_compile=t.torch_compile,
         bf16=bf16,
         fp16=on_gpu and dtype == "fp16",
         use_cpu=not on_gpu,
@@ -216,7 +221,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     trainer = DocVLMTrainer(
         model=model,
         args=training_arguments(cfg, run_dir, evaluating=capped_eval is not None),
-        train_dataset=train_set,
+        train_dataset=WorkerSafeSamples(train_set, [f"train:{name}" for name in train_reports]),
         eval_dataset=capped_eval,
         data_collator=collator,
         processing_class=loaded.processor,
@@ -226,6 +231,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         max_new_tokens=cfg.generation.max_new_tokens,
         generation_batch_size=cfg.generation.batch_size,
     )
+    lengths = sample_lengths(train_set.records, loaded.processor, loaded.spec) if cfg.train.group_by_length else None
+    trainer.configure_batching(lengths, reports)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     elapsed = time.time() - started
@@ -239,6 +246,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "train_seconds": round(elapsed, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_eval_cer": trainer.state.best_metric,
+        "batches": trainer.batch_stats.as_dict(),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "saved_to": str(final_dir),

@@ -1,0 +1,141 @@
+"""How training batches are drawn and accounted for: length grouping, padding, worker skips.
+
+``BatchingMixin`` is mixed into the Trainer and touches only the data side of the loop:
+
+- with ``train.group_by_length`` the sampler is transformers' ``LengthGroupedSampler`` (random
+  mega-batches of 50 batches, each sorted by length), fed with a length per sample estimated
+  without decoding any image: visual tokens from the image header and the pixel budget (the
+  processor's own rule) plus the answer's tokens. Samples of one batch then have similar lengths,
+  so less of each batch is padding;
+- every training batch's real and padded token counts are summed, and the padding fraction (pad
+  positions / all positions) goes into every loss log entry and the run summary;
+- skips made in data-loader worker processes come back inside the batch (``docvlm.data.skips``)
+  and are added to the main process's reports here, so ``data_report.json`` stays true with
+  ``train.dataloader_workers > 0``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from docvlm.data.schema import LineCrop, Record, SkipReport
+from docvlm.data.skips import SKIPS_KEY
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchStats:
+    """Token counts over the training batches seen so far."""
+
+    batches: int = 0
+    samples: int = 0
+    tokens: int = 0
+    """Non-padding positions (attention mask ones)."""
+    positions: int = 0
+    """All positions of the padded ``input_ids``."""
+
+    def add(self, batch: dict) -> None:
+        ids = batch.get("input_ids")
+        mask = batch.get("attention_mask")
+        if ids is None or mask is None:
+            return
+        self.batches += 1
+        self.samples += int(ids.shape[0])
+        self.tokens += int(mask.sum())
+        self.positions += int(ids.numel())
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.tokens / self.positions if self.positions else 0.0
+
+    def as_dict(self) -> dict:
+        return {"batches": self.batches, "samples": self.samples, "tokens": self.tokens,
+                "positions": self.positions, "padding_fraction": round(self.padding_fraction, 4)}
+
+
+class BatchingMixin:
+    """Trainer mixin: length-grouped sampling, padding accounting, skips from worker processes.
+
+    Configure with ``configure_batching`` before ``train()``; without it the Trainer behaves as
+    its base class (random sampler) and only the accounting is done.
+    """
+
+    group_lengths: list[int] | None = None
+    skip_reports: dict[str, SkipReport] | None = None
+
+    def configure_batching(self, group_lengths: list[int] | None, skip_reports: dict[str, SkipReport]) -> None:
+        self.group_lengths = group_lengths
+        self.skip_reports = skip_reports
+
+    @property
+    def batch_stats(self) -> BatchStats:
+        if not hasattr(self, "_batch_stats"):
+            self._batch_stats = BatchStats()
+        return self._batch_stats
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.group_lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        # Mega-batches span the optimizer step's samples, as transformers' own group_by_length does.
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                    lengths=self.group_lengths)
+
+    def _prepare_inputs(self, inputs):
+        skips = inputs.pop(SKIPS_KEY, None) if isinstance(inputs, dict) else None
+        for name, reason, message in skips or ():
+            report = (self.skip_reports or {}).get(name)
+            if report is None:
+                log.warning("skip in report %r, which this run does not keep: %s", name, message)
+                continue
+            report.skip(reason, message)
+        if self.model.training and isinstance(inputs, dict):
+            self.batch_stats.add(inputs)
+        return super()._prepare_inputs(inputs)
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self.batch_stats.positions:
+            logs = {**logs, "padding_fraction": round(self.batch_stats.padding_fraction, 4)}
+        super().log(logs, *args, **kwargs)
+
+
+def image_size(record: Record) -> tuple[int, int] | None:
+    """``(width, height)`` of a record's image from its header or crop box; None when unknown
+    without decoding (rows of a Hugging Face dataset)."""
+    ref = record.image_ref
+    if isinstance(ref, LineCrop):
+        left, top, right, bottom = ref.box
+        return right - left, bottom - top
+    if isinstance(ref, str):
+        try:
+            with Image.open(ref) as image:  # reads the header only
+                return image.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None  # skipped when the sample is loaded
+    return None
+
+
+def sample_lengths(records: list[Record], processor: Any, spec: Any) -> list[int]:
+    """Estimated training length of each record: visual tokens + answer tokens (no decoding)."""
+    from docvlm.models.budget import resolved, visual_tokens
+    from docvlm.models.prompting import pixel_budget_of
+
+    default = pixel_budget_of(processor, spec)
+    answers = processor.tokenizer([r.target for r in records], add_special_tokens=False)["input_ids"]
+    lengths, unknown = [], 0
+    for record, answer in zip(records, answers):
+        size = image_size(record)
+        tokens = visual_tokens(processor.image_processor, size, resolved(record.budget, default)) if size else None
+        if tokens is None:
+            unknown += 1
+        lengths.append((tokens or 0) + len(answer))
+    if unknown:
+        log.info("group_by_length: %d of %d samples grouped by answer length only (image size unknown "
+                 "without decoding, or no area-based budget)", unknown, len(records))
+    return lengths

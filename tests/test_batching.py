@@ -12,7 +12,8 @@ from docvlm.data.synthetic import LineStyle, write_synthetic_lines
 from docvlm.models.loading import load_base
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget
 from docvlm.models.tiny import build_tiny_model
-from docvlm.train.batching import BatchStats, sample_lengths
+from docvlm.models.lengths import sample_lengths
+from docvlm.train.batching import BatchStats
 from docvlm.train.trainer import run_training
 from tests.conftest import SMALL, make_config
 
@@ -84,3 +85,21 @@ def test_skips_in_loader_workers_reach_the_data_report(qwen_dir, mixed_widths, t
     assert report["train:lines/train"]["skipped"] == {"unreadable_image": 1}
     assert summary["batches"]["samples"] == 7  # 8 lines, one skipped, two batches of 4
     assert 0 <= summary["batches"]["padding_fraction"] < 0.5
+
+
+def test_length_ordered_batches_predict_what_single_samples_do(qwen_dir, mixed_widths):
+    from docvlm.config import ModelConfig
+    from docvlm.data.schema import PixelBudget
+    from docvlm.models.lengths import longest_first
+    from docvlm.predict.run import predict_samples, samples_from_inputs
+
+    loaded = load_base(ModelConfig(name_or_path=str(qwen_dir), dtype="fp32"))
+    samples = samples_from_inputs([str(mixed_widths / "train.jsonl")], "Transcribe the text in this image.",
+                                  PixelBudget(784, 6272), "error")
+    # Manifest order is four narrow lines, then four wide ones: the wide ones are generated first.
+    assert longest_first(samples.records, loaded.processor, loaded.spec) == [4, 5, 6, 7, 0, 1, 2, 3]
+    batched = predict_samples(loaded, samples, batch_size=3, max_new_tokens=6, progress=False)
+    single = predict_samples(loaded, samples, batch_size=1, max_new_tokens=6, progress=False)
+    assert [r["id"] for r in batched] == [r["id"] for r in single] == [r.id for r in samples.records]
+    assert [r["prediction"] for r in batched] == [r["prediction"] for r in single]
+    assert any(r["prediction"] for r in single)

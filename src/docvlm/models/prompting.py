@@ -305,8 +305,11 @@ def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], ma
     was_training = model.training
     model.eval()
     try:
+        # One processor call per batch (above); the KV cache keeps each step to the new token; a
+        # row that has written an end id only receives padding while the others finish, and the
+        # loop stops as soon as every row has.
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id)
+                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True)
     finally:
         model.train(was_training)
     if chat.seq2seq:

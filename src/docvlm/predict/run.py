@@ -16,6 +16,7 @@ from docvlm.config import DataConfig, DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
+from docvlm.models.lengths import longest_first
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat, generate_answers
 from docvlm.predict.regions import draw_regions, parse_regions, region_task
@@ -33,14 +34,17 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     from tqdm.auto import tqdm
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    rows: list[dict] = []
-    indices = list(range(len(samples)))
+    rows: list[tuple[int, dict]] = []
+    # Batches of similar images (largest first) waste less on padding; rows go back to input order.
+    indices = longest_first(samples.records, loaded.processor, loaded.spec) if batch_size > 1 \
+        else list(range(len(samples)))
     bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress)
     for start in range(0, len(indices), batch_size):
-        batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
+        pairs = [(i, s) for i, s in ((i, samples[i]) for i in indices[start:start + batch_size]) if s is not None]
+        batch = [s for _, s in pairs]
         if batch:
             answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
-            for sample, answer in zip(batch, answers):
+            for (index, sample), answer in zip(pairs, answers):
                 record = sample.record
                 row = {"id": record.id, "prediction": answer, "reference": record.target or None,
                        "image": record.image_ref if isinstance(record.image_ref, str) else None,
@@ -53,10 +57,10 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
                     if draw_dir is not None:
                         row["drawing"] = str(draw_regions(sample.image, row["regions"],
                                                           Path(draw_dir) / f"{_file_stem(record.id)}.png"))
-                rows.append(row)
+                rows.append((index, row))
         bar.update(min(batch_size, len(indices) - start))
     bar.close()
-    return rows
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
 def _file_stem(sample_id: str) -> str:

@@ -5,7 +5,7 @@
 - with ``train.group_by_length`` the sampler is transformers' ``LengthGroupedSampler`` (random
   mega-batches of 50 batches, each sorted by length), fed with a length per sample estimated
   without decoding any image: visual tokens from the image header and the pixel budget (the
-  processor's own rule) plus the answer's tokens. Samples of one batch then have similar lengths,
+  processor's own rule, ``models.lengths``) plus the answer's tokens. Samples of one batch then have similar lengths,
   so less of each batch is padding;
 - every training batch's real and padded token counts are summed, and the padding fraction (pad
   positions / all positions) goes into every loss log entry and the run summary;
@@ -20,9 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
-from docvlm.data.schema import LineCrop, Record, SkipReport
+from docvlm.data.schema import SkipReport
 from docvlm.data.skips import SKIPS_KEY
 
 log = logging.getLogger(__name__)
@@ -103,39 +101,3 @@ class BatchingMixin:
         if "loss" in logs and self.batch_stats.positions:
             logs = {**logs, "padding_fraction": round(self.batch_stats.padding_fraction, 4)}
         super().log(logs, *args, **kwargs)
-
-
-def image_size(record: Record) -> tuple[int, int] | None:
-    """``(width, height)`` of a record's image from its header or crop box; None when unknown
-    without decoding (rows of a Hugging Face dataset)."""
-    ref = record.image_ref
-    if isinstance(ref, LineCrop):
-        left, top, right, bottom = ref.box
-        return right - left, bottom - top
-    if isinstance(ref, str):
-        try:
-            with Image.open(ref) as image:  # reads the header only
-                return image.size
-        except (OSError, ValueError, Image.DecompressionBombError):
-            return None  # skipped when the sample is loaded
-    return None
-
-
-def sample_lengths(records: list[Record], processor: Any, spec: Any) -> list[int]:
-    """Estimated training length of each record: visual tokens + answer tokens (no decoding)."""
-    from docvlm.models.budget import resolved, visual_tokens
-    from docvlm.models.prompting import pixel_budget_of
-
-    default = pixel_budget_of(processor, spec)
-    answers = processor.tokenizer([r.target for r in records], add_special_tokens=False)["input_ids"]
-    lengths, unknown = [], 0
-    for record, answer in zip(records, answers):
-        size = image_size(record)
-        tokens = visual_tokens(processor.image_processor, size, resolved(record.budget, default)) if size else None
-        if tokens is None:
-            unknown += 1
-        lengths.append((tokens or 0) + len(answer))
-    if unknown:
-        log.info("group_by_length: %d of %d samples grouped by answer length only (image size unknown "
-                 "without decoding, or no area-based budget)", unknown, len(records))
-    return lengths

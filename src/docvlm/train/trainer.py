@@ -27,7 +27,8 @@ from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
 from docvlm.runs import environment, write_json
-from docvlm.train.batching import BatchingMixin, sample_lengths
+from docvlm.train.batching import BatchingMixin
+from docvlm.models.lengths import sample_lengths
 from docvlm.data.skips import WorkerSafeSamples
 
 log = logging.getLogger(__name__)

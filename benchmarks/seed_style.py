@@ -120,3 +120,20 @@ class StepClock:
         if len(self.times) <= warmup + 1:
             raise ValueError(f"need more than {warmup + 1} steps to measure after a warm-up of {warmup}")
         return (len(self.times) - 1 - warmup) * per_step / (self.times[-1] - self.times[warmup])
+
+
+@torch.no_grad()
+def seed_generate(model: Any, processor: Any, images: list[Image.Image], prompt: str, max_new_tokens: int) -> list[str]:
+    """The seed's inference recipe (chat template with the generation prompt, upscaled image, its
+    pixel budget), batched with left padding so held-out scoring stays cheap."""
+    user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    text = processor.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[text] * len(images), images=[ensure_pil_image(i) for i in images], padding=True,
+                       padding_side="left", return_tensors="pt",
+                       size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS})
+    was_training = model.training
+    model.eval()
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    model.train(was_training)
+    new = output[:, inputs["input_ids"].shape[1]:]
+    return [t.strip() for t in processor.batch_decode(new, skip_special_tokens=True)]

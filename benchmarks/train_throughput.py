@@ -11,7 +11,8 @@ process, so peak RSS is that row's own):
   checkpointing like the docvlm row (TRL's defaults are bf16 autocast and checkpointing);
 - ``docvlm``: ``docvlm train`` (``run_training``, the real code path), batch 16;
 - ``compute-only``: the same kind of batches built beforehand by docvlm's collator, then only
-  forward + backward + clipping + optimizer step: the ceiling for any data pipeline.
+  forward + backward (docvlm's answer-only loss) + clipping + optimizer step: the ceiling for any
+  data pipeline and training loop around that computation.
 
 A second shape (``--shape vocab``) gives the same model Qwen2-VL's real vocabulary size (151 936
 rows in the tied embedding / LM head), where the head and its logits dominate memory and time; its
@@ -219,13 +220,19 @@ def row_compute_only(model: str, data: str, out: Path, steps: int, batch: int, e
 
 
 def compute_loss_function(model):
-    """The loss docvlm's Trainer computes (answer positions only, when the trainer offers it),
-    else the model's own full-sequence loss."""
-    try:
-        from docvlm.train.trainer import answer_only_loss  # the loss seam, when present
-    except ImportError:
-        return lambda inputs: model(**inputs).loss
-    return lambda inputs: answer_only_loss(model, inputs)
+    """The loss docvlm's Trainer computes: cross-entropy with the output head run at the answer
+    positions only (``train.answer_only_logits``, docvlm.train.losses)."""
+    import torch.nn.functional as F
+
+    from docvlm.train.losses import answer_logits
+
+    def loss(inputs):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        found = answer_logits(model, inputs, labels)
+        return F.cross_entropy(found["logits"], found["targets"])
+
+    return loss
 
 
 def row_seed_style(model: str, data: str, out: Path, steps: int, batch: int, extra: list[str]) -> dict:

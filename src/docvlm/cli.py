@@ -36,8 +36,10 @@ def cmd_train(args, overrides: list[str]) -> int:
 
     cfg = load_config(args.config, overrides)
     summary = run_training(cfg, resume=args.resume)
+    metric = summary["selection_metric"]
+    best = f"; best {metric}: {summary[f'best_{metric}']}" if metric else ""
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
-          f"weights in {summary['saved_to']}; best eval CER: {summary['best_eval_cer']}")
+          f"weights in {summary['saved_to']}{best}")
     return 0
 
 

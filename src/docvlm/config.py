@@ -154,6 +154,9 @@ class DatasetConfig:
     """LLaMA-Factory: the entry of ``dataset_info.json`` to read (empty: the only one)."""
     allow_outside_root: bool = False
     """Accept image paths that point outside the dataset's folder (``..``, absolute paths)."""
+    role: str = "task"
+    """``task``: the data the run is for; its evaluation split scores checkpoints. ``replay``:
+    general data mixed into training to limit forgetting; never used to choose a checkpoint."""
 
     def prompt_for(self, question: str | None = None) -> str:
         """The model prompt of a sample: the task token (if any), then ``prompt_template`` filled
@@ -233,6 +236,16 @@ class TrainConfig:
     """Compile the model with ``torch.compile`` (the Trainer's option); pays off on long runs on a GPU."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Trainer loggers (tensorboard, wandb, none)."""
+    answer_only_logits: bool = True
+    """Compute the output head and the loss only at labelled (answer) positions instead of over the
+    whole sequence; the same loss and gradients, far less memory with a large vocabulary. ``false``
+    takes the model's own full-logits loss."""
+    selection_metric: str | None = None
+    """Evaluation metric that chooses the best checkpoint, e.g. ``anls`` or ``cer``; empty: the
+    task metric of the first evaluated task dataset (CER for transcription, ANLS for vqa ...)."""
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+    """Further ``transformers.TrainingArguments`` passed as given, e.g.
+    ``{ddp_find_unused_parameters: false}``; keys docvlm sets itself are refused."""
 
 
 @dataclass
@@ -440,9 +453,94 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for key, value in parse_overrides(overrides or []):
         set_dotted(data, key, value)
     try:
-        return from_dict(Config, data)
+        config = from_dict(Config, data)
+        validate(config)
+        return config
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules, checked in one place so that ``docvlm config check`` tells the truth
+
+DATASET_ROLES = ("task", "replay")
+# TrainingArguments that docvlm derives from its own config keys; ``train.trainer_args`` may not
+# set them (two sources for one value would silently disagree).
+TRAINER_ARGS_SET_BY_DOCVLM = {
+    "output_dir": "output_root/run_name", "per_device_train_batch_size": "train.batch_size",
+    "per_device_eval_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.gradient_accumulation_steps",
+    "learning_rate": "train.learning_rate", "weight_decay": "train.weight_decay",
+    "num_train_epochs": "train.num_epochs", "max_steps": "train.max_steps", "warmup_steps": "train.warmup",
+    "lr_scheduler_type": "train.lr_scheduler", "max_grad_norm": "train.max_grad_norm",
+    "gradient_checkpointing": "train.gradient_checkpointing", "logging_steps": "train.logging_steps",
+    "eval_strategy": "train.eval_steps", "eval_steps": "train.eval_steps", "save_strategy": "train.save_steps",
+    "save_steps": "train.save_steps", "save_total_limit": "train.save_total_limit",
+    "load_best_model_at_end": "train.eval_steps", "metric_for_best_model": "train.selection_metric",
+    "greater_is_better": "train.selection_metric", "report_to": "train.report_to",
+    "remove_unused_columns": "(the collator needs every column)", "label_names": "(always labels)",
+    "seed": "train.seed", "data_seed": "train.seed", "dataloader_num_workers": "train.dataloader_workers",
+    "bf16": "model.dtype", "fp16": "model.dtype", "use_cpu": "(chosen from the hardware)",
+    "prediction_loss_only": "(evaluation scores generated answers)",
+    "save_only_model": "(checkpoints keep the optimizer state so --resume works)",
+    "dataloader_prefetch_factor": "train.dataloader_prefetch",
+    "dataloader_persistent_workers": "train.dataloader_workers", "torch_compile": "train.torch_compile",
+}
+
+
+def validate(config: Config) -> None:
+    """Raise ``ConfigError`` naming the first key whose value (alone or with others) cannot work."""
+    problems = [*_role_problems(config.data), *_trainer_args_problems(config.train.trainer_args),
+                *_selection_problems(config), *_loader_problems(config.train)]
+    if problems:
+        key, message = problems[0]
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def _loader_problems(train: TrainConfig) -> list[tuple[str, str]]:
+    problems = []
+    if train.dataloader_workers < 0:
+        problems.append(("train.dataloader_workers", f"{train.dataloader_workers} is below 0"))
+    if train.dataloader_prefetch < 1:
+        problems.append(("train.dataloader_prefetch", f"{train.dataloader_prefetch} is below 1 (batches per worker)"))
+    return problems
+
+
+def _role_problems(data: DataConfig) -> list[tuple[str, str]]:
+    return [(f"data.datasets.{i}.role", f"{d.role!r} is not one of {', '.join(map(repr, DATASET_ROLES))}")
+            for i, d in enumerate(data.datasets) if d.role not in DATASET_ROLES]
+
+
+def _selection_problems(config: Config) -> list[tuple[str, str]]:
+    """``train.selection_metric`` must be a metric that some task dataset's evaluation produces."""
+    metric = config.train.selection_metric
+    if metric is None:
+        return []
+    from docvlm.evaluate.scoring import TASK_METRICS  # pure module; imported late (it imports this one)
+
+    produced = {"loss"} | {m for d in config.data.datasets if d.role == "task" and d.eval_split
+                           for m in TASK_METRICS[d.task]}
+    if metric.removeprefix("eval_") not in produced:
+        return [("train.selection_metric", f"'{metric}' is not computed for any task dataset's evaluation split "
+                                           f"(available: {', '.join(sorted(produced))})")]
+    return []
+
+
+def _trainer_args_problems(extra: dict[str, Any]) -> list[tuple[str, str]]:
+    if not extra:
+        return []
+    from transformers import TrainingArguments  # only when used: config checks stay light
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    problems = []
+    for key in extra:
+        if key in TRAINER_ARGS_SET_BY_DOCVLM:
+            problems.append((f"train.trainer_args.{key}",
+                             f"set by docvlm from {TRAINER_ARGS_SET_BY_DOCVLM[key]}; use that instead"))
+        elif key not in known:
+            problems.append((f"train.trainer_args.{key}", "not a transformers TrainingArguments field "
+                                                          "(see transformers.TrainingArguments)"))
+    return problems
 
 
 def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:

@@ -293,8 +293,9 @@ class TrainingCollator:
 
 @torch.no_grad()
 def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], max_new_tokens: int,
-                     num_beams: int = 1) -> list[str]:
-    """Greedy (or beam) answers for one batch; prompts are left-padded so every row ends together."""
+                     num_beams: int = 1, **generate_options: Any) -> list[str]:
+    """Greedy (or beam) answers for one batch; prompts are left-padded so every row ends together.
+    ``generate_options`` go to ``model.generate`` (e.g. ``synced_gpus`` on sharded engines)."""
     encoded = encode_prompts(chat, samples, padding_side="left")
     device = next(model.parameters()).device
     encoded = {k: v.to(device) for k, v in encoded.items()}
@@ -309,7 +310,8 @@ def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], ma
         # row that has written an end id only receives padding while the others finish, and the
         # loop stops as soon as every row has.
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True)
+                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                **generate_options)
     finally:
         model.train(was_training)
     if chat.seq2seq:

@@ -1,10 +1,12 @@
 """``docvlm train``: a transformers ``Trainer`` set up from the config, writing a run folder.
 
-The Trainer owns the loop, schedules, accumulation, clipping, checkpointing, resuming and
-logging; this module only adds what a document model needs on top: generation-based CER at every
-evaluation (the number users care about, and the one the best checkpoint is chosen by), the
-run-folder contract, and a processor saved beside every set of weights so the pixel budget
-travels with them.
+The Trainer owns the loop, schedules, accumulation, clipping, checkpointing, resuming, logging and
+(with ``torchrun`` / ``accelerate launch``) the processes; this module only adds what a document
+model needs on top: a loss made of named terms computed at the answer positions only
+(``train/losses.py``), generation-based scoring of every evaluation dataset with its own task
+metric at every evaluation, the one that chooses the best checkpoint (``train/evaluation.py``),
+the run-folder contract written by the main process, and a processor saved beside every set of
+weights so the pixel budget travels with them.
 """
 
 from __future__ import annotations
@@ -21,32 +23,111 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from docvlm.config import Config, save_config
 from docvlm.data.schema import SkipReport
-from docvlm.data.sources import SampleSet, load_role
+from docvlm.data.sources import load_role
 from docvlm.errors import ConfigError, DataError
-from docvlm.evaluate.metrics import cer, wer
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget, generate_answers
 from docvlm.runs import environment, write_json
 from docvlm.train.batching import BatchingMixin
 from docvlm.models.lengths import sample_lengths
 from docvlm.data.skips import WorkerSafeSamples
+from docvlm.train.distributed import is_main_process, snapshot, sum_over_processes
+from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, loss_set, score_parts, selection_metric
+from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
-BEST_METRIC = "eval_cer"
 
 
 class DocVLMTrainer(BatchingMixin, Trainer):
-    """A Trainer whose evaluation also generates answers and scores them (CER/WER)."""
+    """A Trainer whose loss is a sum of named terms (see ``docvlm.train.losses``) and whose
+    evaluation also generates answers and scores them (CER/WER); batching: ``train/batching.py``."""
 
-    def __init__(self, *args, chat: ChatFormat, cer_set: SampleSet | None, max_new_tokens: int,
-                 generation_batch_size: int, **kwargs):
+    def __init__(self, *args, chat: ChatFormat, eval_parts: list[EvalPart], max_new_tokens: int,
+                 generation_batch_size: int, loss_terms: list[tuple[LossTerm, float]] | None = None,
+                 reference=None, answer_only_logits: bool = True, run_config: Config | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.chat = chat
-        self.cer_set = cer_set
+        self.eval_parts = eval_parts
+        self.run_config = run_config
         self.max_new_tokens = max_new_tokens
         self.generation_batch_size = generation_batch_size
+        self.loss_terms = loss_terms if loss_terms is not None else build_loss_terms(None, self.model)
+        self.reference = reference
+        self.answer_only_logits = answer_only_logits
+        # Per-term sums since the last log, in the units of the Trainer's own logged ``loss``.
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_window_start = 0
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """``sum(weight * term(ctx))`` over the configured terms, each logged as ``loss_<name>``.
+
+        With the task term alone and ``answer_only_logits: false`` this is the Trainer's own loss
+        (full logits), kept as the reference path."""
+        if not self.answer_only_logits and len(self.loss_terms) == 1:
+            found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = found[0] if return_outputs else found
+            if model.training:
+                world = self._world_loss_scale(num_items_in_batch)
+                self._accumulate_terms({self.loss_terms[0][0].name: loss / world}, world,
+                                       self._normalises_by_items(num_items_in_batch))
+            return found
+        ctx = self._loss_context(model, inputs, num_items_in_batch)
+        values = {term.name: term(ctx) for term, _ in self.loss_terms}
+        loss = sum(weight * values[term.name] for term, weight in self.loss_terms)
+        # The Trainer scales its default loss by the number of processes when it normalised by the
+        # token count gathered over all of them (average_tokens_across_devices); do the same.
+        world = self._world_loss_scale(num_items_in_batch)
+        if model.training:
+            self._accumulate_terms(values, world, ctx.normalise_by_items)
+        loss = loss * world
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+    def _normalises_by_items(self, num_items_in_batch) -> bool:
+        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None)
+
+    def _world_loss_scale(self, num_items_in_batch) -> int:
+        if self.args.average_tokens_across_devices and self._normalises_by_items(num_items_in_batch):
+            return self.accelerator.num_processes // self.get_tp_size()
+        return 1
+
+    def _loss_context(self, model, inputs, num_items_in_batch) -> LossContext:
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        by_items = self._normalises_by_items(num_items_in_batch)
+        loss_kwargs = {"num_items_in_batch": num_items_in_batch} if by_items else {}
+        found = answer_logits(model, inputs, labels, full=not self.answer_only_logits, loss_kwargs=loss_kwargs)
+        accumulation = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        world = self._world_loss_scale(num_items_in_batch)
+        return LossContext(model=model, inputs=inputs, labels=labels, mask=found["mask"], hidden=found["hidden"],
+                           logits=found["logits"], targets=found["targets"], num_items_in_batch=num_items_in_batch,
+                           normalise_by_items=by_items,
+                           step_fraction=1.0 / (accumulation * world) if by_items else 1.0,
+                           seq2seq=self.chat.seq2seq, model_loss=found["model_loss"], reference=self.reference)
+
+    def _accumulate_terms(self, values: dict[str, torch.Tensor], world: int, by_items: bool) -> None:
+        # Mirror training_step: a loss not normalised by the token count is divided by the
+        # accumulation steps there, so the summed micro-batches give the step's mean.
+        scale = world
+        if not (self.loss_is_scaled_for_ga if self.loss_is_scaled_for_ga is not None else by_items):
+            scale = scale / getattr(self, "current_gradient_accumulation_steps", 1)
+        if not self._term_sums:
+            self._term_window_start = self.state.global_step
+        for name, value in values.items():
+            total = self._term_sums.get(name)
+            value = value.detach().float() * scale
+            self._term_sums[name] = value if total is None else total + value
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # The Trainer's training log carries "loss"; add each term averaged over the same window
+        # (mean over processes, divided by the optimizer steps since the last log).
+        if "loss" in logs and self._term_sums:
+            steps = max(self.state.global_step - self._term_window_start, 1)
+            for name, total in sorted(self._term_sums.items()):
+                logs[f"loss_{name}"] = self.accelerator.reduce(total, reduction="mean").item() / steps
+            self._term_sums = {}
+        super().log(logs, start_time)
 
     # transformers 5 saves Qwen-VL checkpoints in the hub's original key layout, but the Trainer
     # reloads full-model checkpoints (resume, best model) with a raw ``load_state_dict`` that skips
@@ -60,7 +141,8 @@ class DocVLMTrainer(BatchingMixin, Trainer):
     def _load_best_model(self) -> None:
         if self._trainer_loads_itself():
             return super()._load_best_model()
-        log.info("loading best checkpoint %s (eval CER %s)", self.state.best_model_checkpoint, self.state.best_metric)
+        log.info("loading best checkpoint %s (%s %s)", self.state.best_model_checkpoint,
+                 self.args.metric_for_best_model, self.state.best_metric)
         self._load_full_weights(self.state.best_model_checkpoint)
 
     def _trainer_loads_itself(self) -> bool:
@@ -75,19 +157,24 @@ class DocVLMTrainer(BatchingMixin, Trainer):
         del reloaded
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if self.cer_set is not None and len(self.cer_set):
-            references, predictions = [], []
-            samples = [s for s in (self.cer_set[i] for i in range(len(self.cer_set))) if s is not None]
-            for start in range(0, len(samples), self.generation_batch_size):
-                batch = samples[start:start + self.generation_batch_size]
-                predictions += generate_answers(self.model, self.chat, batch, self.max_new_tokens)
-                references += [s.target for s in batch]
-            scores = {f"{metric_key_prefix}_cer": cer(references, predictions).rate,
-                      f"{metric_key_prefix}_wer": wer(references, predictions).rate}
+        """The Trainer's loss evaluation, then every evaluation dataset answered by generation
+        (split over the processes) and scored with its own task metric."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix) if self.eval_dataset is not None else {}
+        if self.eval_parts:
+            rows = {part.name: generate_rows(self.model, self.chat, part.samples, self.generation_batch_size,
+                                             self.max_new_tokens, self.accelerator, synced=self._sharded())
+                    for part in self.eval_parts}
+            scores = score_parts(rows, self.eval_parts, self.run_config or Config(), metric_key_prefix)
             self.log(scores)
             metrics.update(scores)
         return metrics
+
+    def _sharded(self) -> bool:
+        """Parameters split over the ranks: every rank must take part in every forward pass."""
+        if self.is_fsdp_enabled:
+            return True
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        return bool(self.is_deepspeed_enabled and plugin is not None and plugin.zero_stage == 3)
 
 
 class JsonlLogCallback(TrainerCallback):
@@ -115,12 +202,16 @@ class NonFiniteLossCallback(TrainerCallback):
             control.should_save = False
 
 
-def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> TrainingArguments:
+def training_arguments(cfg: Config, run_dir: Path, evaluating: bool, selecting: bool | None = None) -> TrainingArguments:
+    """``evaluating``: some dataset has an evaluation split; ``selecting`` (default: the same): a
+    task dataset has one, so the best checkpoint is chosen by the selection metric."""
     t = cfg.train
+    metric, greater_is_better = selection_metric(cfg)
     if evaluating and t.eval_steps > 0 and t.save_steps % t.eval_steps != 0:
         raise ConfigError(f"train.save_steps ({t.save_steps}) must be a multiple of train.eval_steps "
-                          f"({t.eval_steps}) so that every checkpoint has a CER to rank it by")
+                          f"({t.eval_steps}) so that every checkpoint has a {metric} to rank it by")
     evaluating = evaluating and t.eval_steps > 0
+    selecting = evaluating and (evaluating if selecting is None else selecting)
     on_gpu = torch.cuda.is_available()
     dtype = cfg.model.dtype
     bf16 = on_gpu and (dtype == "bf16" or (dtype == "auto" and torch.cuda.is_bf16_supported()))
@@ -143,9 +234,9 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> Training
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
-        load_best_model_at_end=evaluating,
-        metric_for_best_model=BEST_METRIC if evaluating else None,
-        greater_is_better=False,
+        load_best_model_at_end=selecting,
+        metric_for_best_model=f"eval_{metric}" if selecting else None,
+        greater_is_better=greater_is_better if selecting else None,
         # TensorBoard is attached below with the run's own log folder.
         report_to=[r for r in t.report_to if r not in ("tensorboard", "none")] or "none",
         remove_unused_columns=False,
@@ -160,12 +251,17 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool) -> Training
         fp16=on_gpu and dtype == "fp16",
         use_cpu=not on_gpu,
         save_only_model=False,
+        # No metric needs the evaluation logits (CER comes from generation), so the evaluation
+        # loop keeps only the loss instead of gathering [batch, length, vocabulary] tensors.
+        prediction_loss_only=True,
+        **t.trainer_args,
     )
 
 
 def _callbacks(cfg: Config, run_dir: Path) -> list:
     callbacks: list = [JsonlLogCallback(run_dir / "logs" / "train_log.jsonl"), NonFiniteLossCallback()]
-    if "tensorboard" in cfg.train.report_to:
+    # The writer opens its event file when built: only in the process that writes the run folder.
+    if "tensorboard" in cfg.train.report_to and is_main_process():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
@@ -182,9 +278,10 @@ def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
             or (run_dir / MODEL_DIR).exists():
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue it, "
                           "or choose another --run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / "env.json", environment())
+    if is_main_process():  # one writer under torchrun / accelerate launch
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        write_json(run_dir / "env.json", environment())
     return run_dir
 
 
@@ -194,11 +291,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:
         raise DataError("no training samples: set data.datasets[*].train_split to a split with samples")
-    eval_set, eval_reports = load_role(cfg.data, "eval")
-    if eval_set is not None and len(eval_set) == 0:
-        eval_set = None
-    reports = {**{f"train:{k}": v for k, v in train_reports.items()},
-               **{f"eval:{k}": v for k, v in eval_reports.items()}}
+    eval_parts, eval_reports = load_eval_parts(cfg)
+    reports = {**{f"train:{k}": v for k, v in train_reports.items()}, **eval_reports}
 
     # Seed before the model is built: LoRA initialises its A matrices at wrapping time, before the
     # Trainer seeds anything, and two runs of one config must start from the same weights.
@@ -218,19 +312,24 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     if too_long_report is not None:
         reports["train:too_long_at_collation"] = too_long_report
     collator = TrainingCollator(chat, cfg.data.max_length, cfg.data.warn_visual_tokens, too_long_report)
-    capped_eval = eval_set.head(cfg.train.eval_max_samples) if eval_set is not None else None
+    task_eval = loss_set(eval_parts)
+    indexed = snapshot(reports)  # what follows is counted per process and summed at the end
     trainer = DocVLMTrainer(
         model=model,
-        args=training_arguments(cfg, run_dir, evaluating=capped_eval is not None),
+        args=training_arguments(cfg, run_dir, evaluating=bool(eval_parts), selecting=task_eval is not None),
         train_dataset=WorkerSafeSamples(train_set, [f"train:{name}" for name in train_reports]),
-        eval_dataset=capped_eval,
+        eval_dataset=task_eval,
         data_collator=collator,
         processing_class=loaded.processor,
         callbacks=_callbacks(cfg, run_dir) + list(extra_callbacks or []),
         chat=chat,
-        cer_set=capped_eval,
+        eval_parts=eval_parts,
+        run_config=cfg,
         max_new_tokens=cfg.generation.max_new_tokens,
         generation_batch_size=cfg.generation.batch_size,
+        loss_terms=build_loss_terms(cfg, model),
+        reference=build_reference(cfg, model),
+        answer_only_logits=cfg.train.answer_only_logits,
     )
     lengths = sample_lengths(train_set.records, loaded.processor, loaded.spec) if cfg.train.group_by_length else None
     trainer.configure_batching(lengths, reports)
@@ -239,19 +338,22 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     elapsed = time.time() - started
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
-    trainer.save_model(str(final_dir))
-    loaded.processor.save_pretrained(str(final_dir))
+    trainer.save_model(str(final_dir))  # collective under FSDP/ZeRO-3; writes on the main process only
+    sum_over_processes(reports, indexed, trainer.accelerator)
     summary = {
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
         "train_seconds": round(elapsed, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_eval_cer": trainer.state.best_metric,
+        "selection_metric": trainer.args.metric_for_best_model,
+        f"best_{trainer.args.metric_for_best_model or 'metric'}": trainer.state.best_metric,
         "batches": trainer.batch_stats.as_dict(),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "saved_to": str(final_dir),
     }
-    write_json(run_dir / "train_summary.json", summary)
-    write_json(run_dir / "data_report.json", {k: v.as_dict() for k, v in reports.items()})
+    if trainer.is_world_process_zero():
+        loaded.processor.save_pretrained(str(final_dir))
+        write_json(run_dir / "train_summary.json", summary)
+        write_json(run_dir / "data_report.json", {k: v.as_dict() for k, v in reports.items()})
     return summary

@@ -15,7 +15,7 @@ from docvlm.models.tiny import build_tiny_model
 from docvlm.models.lengths import sample_lengths
 from docvlm.train.batching import BatchStats
 from docvlm.train.trainer import run_training
-from tests.conftest import SMALL, make_config
+from conftest import SMALL, make_config
 
 
 @pytest.fixture(scope="module")

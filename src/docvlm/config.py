@@ -246,7 +246,15 @@ class TrainConfig:
     seed: int = 42
     """Seed for shuffling, dropout and initialisation of adapters."""
     dataloader_workers: int = 0
-    """Worker processes that decode images."""
+    """Worker processes that decode images and run the processor while the model computes
+    (0: in the training process). Skips made in workers are counted in the run's data report."""
+    dataloader_prefetch: int = 2
+    """Batches each worker prepares ahead (used when ``dataloader_workers`` > 0)."""
+    group_by_length: bool = False
+    """Draw batches of similar length (visual tokens + answer tokens, estimated without decoding):
+    less padding, same samples per epoch; the padding fraction is logged either way."""
+    torch_compile: bool = False
+    """Compile the model with ``torch.compile`` (the Trainer's option); pays off on long runs on a GPU."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Trainer loggers (tensorboard, wandb, none)."""
     kl_to_base: float = 0.0
@@ -561,6 +569,8 @@ TRAINER_ARGS_SET_BY_DOCVLM = {
     "bf16": "model.dtype", "fp16": "model.dtype", "use_cpu": "(chosen from the hardware)",
     "prediction_loss_only": "(evaluation scores generated answers)",
     "save_only_model": "(checkpoints keep the optimizer state so --resume works)",
+    "dataloader_prefetch_factor": "train.dataloader_prefetch",
+    "dataloader_persistent_workers": "train.dataloader_workers", "torch_compile": "train.torch_compile",
 }
 
 
@@ -568,13 +578,22 @@ def _validate_roles_seams_retention(config: Config) -> None:
     """The rules of dataset roles, extra Trainer arguments, checkpoint selection, tuning scope,
     regularizers and retention suites (part of :func:`validate`)."""
     problems = [*_role_problems(config.data), *_trainer_args_problems(config.train.trainer_args),
-                *_selection_problems(config)]
+                *_selection_problems(config), *_loader_problems(config.train)]
     if problems:
         key, message = problems[0]
         raise ConfigError(f"config key '{key}': {message}")
     _validate_tuning(config)
     _validate_datasets(config)
     _validate_retention(config.retention)
+
+
+def _loader_problems(train: TrainConfig) -> list[tuple[str, str]]:
+    problems = []
+    if train.dataloader_workers < 0:
+        problems.append(("train.dataloader_workers", f"{train.dataloader_workers} is below 0"))
+    if train.dataloader_prefetch < 1:
+        problems.append(("train.dataloader_prefetch", f"{train.dataloader_prefetch} is below 1 (batches per worker)"))
+    return problems
 
 
 def _role_problems(data: DataConfig) -> list[tuple[str, str]]:

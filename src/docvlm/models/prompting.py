@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from docvlm.data.schema import PixelBudget, Sample, SkipReport
+from docvlm.data.skips import SKIPS_KEY, Skipped, in_worker
 from docvlm.errors import ConfigError, DataError, ModelError
 from docvlm.models.families import FamilySpec
 
@@ -190,10 +191,14 @@ class TrainingCollator:
     max_length: int | None = None
     warn_visual_tokens: int | None = None
     skip_report: SkipReport | None = None
-    """When set (``on_bad_sample: skip``), over-long samples are dropped and counted here."""
+    """When set (``on_bad_sample: skip``), over-long samples are dropped: counted in their own
+    dataset's report (handed back with the batch from a data-loader worker), or here for samples
+    made outside a sample set."""
 
-    def __call__(self, samples: list[Sample | None]) -> dict[str, torch.Tensor]:
-        samples = [s for s in samples if s is not None]  # None: skipped at decode time (counted)
+    def __call__(self, samples: list) -> dict[str, torch.Tensor]:
+        # None: skipped at decode time and counted in place; Skipped: skipped in a worker process.
+        skips = [(s.report, s.reason, s.message, s.key) for s in samples if isinstance(s, Skipped)]
+        samples = [s for s in samples if s is not None and not isinstance(s, Skipped)]
         if not samples:
             raise DataError("every sample of a batch was skipped; see the skip report")
         encoded, prompt_lengths, answers = self._encode(samples)
@@ -203,9 +208,14 @@ class TrainingCollator:
                 raise DataError(too_long[0][1])
             for row, message in too_long:
                 # Counted in the sample's own dataset report (kept -> skipped, once per sample,
-                # however many epochs meet it); samples made outside a SampleSet count here.
-                if samples[row].report is not None:
-                    samples[row].report.skip_kept(samples[row].record.key, "too_long", message)
+                # however many epochs meet it); in a data-loader worker that report is a copy, so
+                # the skip travels back with the batch (docvlm.data.skips). Samples made outside a
+                # SampleSet count in the collator's own report.
+                sample = samples[row]
+                if sample.report is not None and in_worker():
+                    skips.append((f"train:{sample.record.dataset}", "too_long", message, sample.record.key))
+                elif sample.report is not None:
+                    sample.report.skip_kept(sample.record.key, "too_long", message)
                 else:
                     self.skip_report.skip("too_long", message)
             dropped = {row for row, _ in too_long}
@@ -214,6 +224,12 @@ class TrainingCollator:
                 raise DataError("every sample of a batch was skipped; see the skip report")
             encoded, prompt_lengths, answers = self._encode(samples)
         self._warn_visual_tokens(samples, encoded["input_ids"])
+        batch = self._batch(samples, encoded, prompt_lengths, answers)
+        if skips:
+            batch[SKIPS_KEY] = skips
+        return batch
+
+    def _batch(self, samples, encoded, prompt_lengths, answers) -> dict[str, torch.Tensor]:
         if self.chat.seq2seq:
             return self._decoder_batch(encoded, answers)
 
@@ -250,15 +266,19 @@ class TrainingCollator:
         encoded = encode_prompts(self.chat, samples, padding_side="right")
         prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         tokenizer = self.chat.processor.tokenizer
-        answers = [self._answer_ids(tokenizer, s) for s in samples]
+        answers = self._answer_ids(tokenizer, samples)
         return encoded, prompt_lengths, answers
 
-    def _answer_ids(self, tokenizer, sample: Sample) -> list[int]:
+    def _answer_ids(self, tokenizer, samples: list[Sample]) -> list[list[int]]:
+        """Every answer's token ids, in one tokenizer call for the batch (a call per sample costs
+        more than the tokenizing itself)."""
         if self.chat.seq2seq:  # special tokens by id: the target text itself may contain "<s>"
-            ids = tokenizer(sample.target, add_special_tokens=False)["input_ids"]
+            texts = tokenizer([s.target for s in samples], add_special_tokens=False)["input_ids"]
             end = tokenizer.convert_tokens_to_ids(self.chat.spec.end_of_turn)
-            return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + ids + [end]
-        return tokenizer(self.chat.answer_text(sample.prompt, sample.target), add_special_tokens=False)["input_ids"]
+            begin = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+            return [begin + ids + [end] for ids in texts]
+        return tokenizer([self.chat.answer_text(s.prompt, s.target) for s in samples],
+                         add_special_tokens=False)["input_ids"]
 
     def _too_long(self, samples, prompt_lengths, answers) -> list[tuple[int, str]]:
         if self.max_length is None:
@@ -296,8 +316,11 @@ def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], ma
     was_training = model.training
     model.eval()
     try:
+        # One processor call per batch (above); the KV cache keeps each step to the new token; a
+        # row that has written an end id only receives padding while the others finish, and the
+        # loop stops as soon as every row has.
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=sorted(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True,
                                 **generate_options)
     finally:
         model.train(was_training)

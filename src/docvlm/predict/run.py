@@ -17,6 +17,7 @@ from docvlm.config import DataConfig, DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
+from docvlm.models.lengths import longest_first
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat, generate_answers
 from docvlm.predict.regions import draw_regions, parse_regions, region_task
@@ -36,24 +37,27 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     from docvlm.progress import bar as progress_bar
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    rows: list[dict] = []
-    indices = list(range(len(samples)))
+    rows: list[tuple[int, dict]] = []
+    # Batches of similar images (largest first) waste less on padding; rows go back to input order.
+    indices = longest_first(samples.records, loaded.processor, loaded.spec) if batch_size > 1 \
+        else list(range(len(samples)))
     # As a context manager the bar ends its line even when a bad input stops the loop, so the
     # error message that follows starts on a line of its own.
     with progress_bar(total=len(indices), desc="predict", unit="sample", enabled=progress) as bar:
         _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
                          meter)
-    return rows
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
 def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
                      meter):
     for start in range(0, len(indices), batch_size):
-        batch = [s for s in (samples[i] for i in indices[start:start + batch_size]) if s is not None]
+        pairs = [(i, s) for i, s in ((i, samples[i]) for i in indices[start:start + batch_size]) if s is not None]
+        batch = [s for _, s in pairs]
         if batch:
             with meter.timed(len(batch)) if meter is not None else nullcontext():
                 answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
-            for sample, answer in zip(batch, answers):
+            for (index, sample), answer in zip(pairs, answers):
                 record = sample.record
                 row = {"id": record.id, "prediction": answer, "reference": record.target or None,
                        "image": record.image_ref if isinstance(record.image_ref, str) else None,
@@ -66,7 +70,7 @@ def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens,
                     if draw_dir is not None:
                         row["drawing"] = str(draw_regions(sample.image, row["regions"],
                                                           Path(draw_dir) / f"{_file_stem(record.id)}.png"))
-                rows.append(row)
+                rows.append((index, row))
         bar.update(min(batch_size, len(indices) - start))
 
 

@@ -28,6 +28,9 @@ from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, loa
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget
 from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
 from docvlm.runs import ensure_writable, environment, write_json
+from docvlm.train.batching import BatchingMixin
+from docvlm.models.lengths import sample_lengths
+from docvlm.data.skips import WorkerSafeSamples
 from docvlm.train.distributed import is_main_process, snapshot, sum_over_processes
 from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, loss_set, score_parts, selection_metric
 from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
@@ -39,9 +42,9 @@ log = logging.getLogger(__name__)
 CHECKPOINTS_DIR = "checkpoints"
 
 
-class DocVLMTrainer(Trainer):
+class DocVLMTrainer(BatchingMixin, Trainer):
     """A Trainer whose loss is a sum of named terms (see ``docvlm.train.losses``) and whose
-    evaluation also generates answers and scores them (CER/WER)."""
+    evaluation also generates answers and scores them (CER/WER); batching: ``train/batching.py``."""
 
     def __init__(self, *args, chat: ChatFormat, eval_parts: list[EvalPart], max_new_tokens: int,
                  generation_batch_size: int, loss_terms: list[tuple[LossTerm, float]] | None = None,
@@ -250,6 +253,9 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool, selecting: 
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=t.dataloader_workers,
+        dataloader_prefetch_factor=t.dataloader_prefetch if t.dataloader_workers > 0 else None,
+        dataloader_persistent_workers=t.dataloader_workers > 0,
+        torch_compile=t.torch_compile,
         bf16=bf16,
         fp16=on_gpu and dtype == "fp16",
         use_cpu=not on_gpu,
@@ -321,6 +327,13 @@ def _interrupted(run_dir: Path, trainer: Trainer, reports: dict, started: float)
                        f"{last or 'none'}; {hint}")
 
 
+def _training_view(train_set, report_names: list[str], skipping: bool):
+    """The set the Trainer reads: worker-safe skip markers outside, and in skip mode a sample that
+    fails to decode in the training process replaced by the next readable one."""
+    view = WorkerSafeSamples(train_set, report_names)
+    return SubstitutingSampleSet(view) if skipping else view
+
+
 def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None = None, force: bool = False) -> dict:
     """Train as configured; returns the summary also written to ``train_summary.json``.
 
@@ -357,8 +370,10 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     trainer = DocVLMTrainer(
         model=model,
         args=training_arguments(cfg, run_dir, evaluating=bool(eval_parts), selecting=task_eval is not None),
-        # In skip mode a sample that fails to decode is replaced, so no batch is ever empty.
-        train_dataset=SubstitutingSampleSet(train_set) if cfg.data.on_bad_sample == "skip" else train_set,
+        # In skip mode a sample that fails to decode is replaced, so no batch is ever empty; in a
+        # data-loader worker its skip comes back as a marker and is counted by the main process.
+        train_dataset=_training_view(train_set, [f"train:{name}" for name in train_reports],
+                                     cfg.data.on_bad_sample == "skip"),
         eval_dataset=task_eval,
         data_collator=collator,
         processing_class=loaded.processor,
@@ -372,6 +387,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         reference=build_reference(cfg, model),
         answer_only_logits=cfg.train.answer_only_logits,
     )
+    lengths = sample_lengths(train_set.records, loaded.processor, loaded.spec) if cfg.train.group_by_length else None
+    trainer.configure_batching(lengths, reports)
     reset_peak_memory()
     started = time.time()
     try:
@@ -391,6 +408,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "selection_metric": trainer.args.metric_for_best_model,
         f"best_{trainer.args.metric_for_best_model or 'metric'}": trainer.state.best_metric,
+        "batches": trainer.batch_stats.as_dict(),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "peak_memory_mb": round(peak_memory / 2**20, 1),

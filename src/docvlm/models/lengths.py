@@ -1,0 +1,67 @@
+"""Sequence lengths estimated without decoding an image: for length-grouped training batches and
+length-ordered prediction batches.
+
+An image's visual tokens follow from its header (or a line's crop box) and the pixel budget by the
+processor's own rule (``models.budget.visual_tokens``); the answer's tokens from the tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PIL import Image
+
+from docvlm.data.schema import LineCrop, Record
+
+log = logging.getLogger(__name__)
+
+
+def image_size(record: Record) -> tuple[int, int] | None:
+    """``(width, height)`` of a record's image from its header or crop box; None when unknown
+    without decoding (rows of a Hugging Face dataset) or unreadable (skipped when loaded)."""
+    ref = record.image_ref
+    if isinstance(ref, LineCrop):
+        left, top, right, bottom = ref.box
+        return right - left, bottom - top
+    if isinstance(ref, str):
+        try:
+            with Image.open(ref) as image:  # reads the header only
+                return image.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+    return None
+
+
+def visual_token_counts(records: list[Record], processor: Any, spec: Any) -> list[int | None]:
+    """Visual tokens of each record's image at its budget (resolved against the processor's);
+    None where the size is unknown or the family has no area-based budget."""
+    from docvlm.models.budget import resolved, visual_tokens
+    from docvlm.models.prompting import pixel_budget_of
+
+    default = pixel_budget_of(processor, spec)
+    counts = []
+    for record in records:
+        size = image_size(record)
+        counts.append(visual_tokens(processor.image_processor, size, resolved(record.budget, default))
+                      if size else None)
+    return counts
+
+
+def sample_lengths(records: list[Record], processor: Any, spec: Any) -> list[int]:
+    """Estimated training length of each record: visual tokens + answer tokens. The prompt's text
+    is left out: it is the same for all samples of a dataset."""
+    answers = processor.tokenizer([r.target for r in records], add_special_tokens=False)["input_ids"]
+    visual = visual_token_counts(records, processor, spec)
+    unknown = sum(v is None for v in visual)
+    if unknown:
+        log.info("%d of %d samples are grouped by answer length only (image size unknown without "
+                 "decoding, or no area-based budget)", unknown, len(records))
+    return [(v or 0) + len(a) for v, a in zip(visual, answers)]
+
+
+def longest_first(records: list[Record], processor: Any, spec: Any) -> list[int]:
+    """Indices of ``records`` by expected generation cost, largest image first (stable, so equal
+    images keep their order); images of unknown size come last in their original order."""
+    visual = visual_token_counts(records, processor, spec)
+    return sorted(range(len(records)), key=lambda i: (visual[i] is None, -(visual[i] or 0)))

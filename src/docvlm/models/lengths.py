@@ -43,8 +43,11 @@ def visual_token_counts(records: list[Record], processor: Any, spec: Any) -> lis
     counts = []
     for record in records:
         size = image_size(record)
-        counts.append(visual_tokens(processor.image_processor, size, resolved(record.budget, default))
-                      if size else None)
+        try:
+            counts.append(visual_tokens(processor.image_processor, size, resolved(record.budget, default))
+                          if size else None)
+        except ValueError:  # e.g. an aspect ratio the processor refuses: named when the sample is read
+            counts.append(None)
     return counts
 
 

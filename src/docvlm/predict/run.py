@@ -39,7 +39,8 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[tuple[int, dict]] = []
     # Batches of similar images (largest first) waste less on padding; rows go back to input order.
-    indices = longest_first(samples.records, loaded.processor, loaded.spec) if batch_size > 1 \
+    records = samples.records if hasattr(samples, "records") else [sample.record for sample in samples]
+    indices = longest_first(records, loaded.processor, loaded.spec) if batch_size > 1 \
         else list(range(len(samples)))
     # As a context manager the bar ends its line even when a bad input stops the loop, so the
     # error message that follows starts on a line of its own.

@@ -30,6 +30,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str, object]] = {
     "idefics2": (("--model.processor_options", "{do_image_splitting: true}"), "do_image_splitting", True),
     "idefics3": (("--model.processor_options", "{do_image_splitting: false, size: {longest_edge: 64}}"),
                  "do_image_splitting", False),
+    "smolvlm": (("--model.processor_options", "{do_image_splitting: false, size: {longest_edge: 64}}"),
+                "do_image_splitting", False),
     "florence2": (("--model.processor_options", "{size: {height: 64, width: 64}}"), "size",
                   {"height": 64, "width": 64}),
 }

@@ -53,7 +53,7 @@ def test_default_lora_targets_follow_freezing(tiny_models, family):
 
 def test_unknown_model_type_lists_supported_families():
     with pytest.raises(ModelError, match=r"model_type 'llava' has no family spec \(supported: florence2, idefics2, "
-                                         r"idefics3, qwen2_5_vl, qwen2_vl, qwen3_vl\)"):
+                                         r"idefics3, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm\)"):
         family_for_model_type("llava")
     with pytest.raises(ModelError, match="unknown model family 'qwen9'"):
         family_for_model_type("qwen2_vl", "qwen9")

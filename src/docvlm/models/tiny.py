@@ -62,6 +62,9 @@ _IDEFICS_TURNS = (
 )
 IDEFICS2_CHAT_TEMPLATE = _IDEFICS_TURNS
 IDEFICS3_CHAT_TEMPLATE = "<|im_start|>" + _IDEFICS_TURNS
+# SmolVLM2's template (HuggingFaceTB/SmolVLM2-256M-Video-Instruct) also writes <video> parts.
+SMOLVLM_CHAT_TEMPLATE = IDEFICS3_CHAT_TEMPLATE.replace(
+    "{{ '<image>' }}{% endif %}", "{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}")
 
 IDEFICS_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
                           "<fake_token_around_image>", "<global-img>"] + [
@@ -241,14 +244,14 @@ def _build_qwen3_vl(size: TinySize):
     return Qwen3VLForConditionalGeneration(config), processor
 
 
-def _idefics_tokenizer():
+def _idefics_tokenizer(special_tokens: list[str] = IDEFICS_SPECIAL_TOKENS):
     from transformers import Qwen2Tokenizer
 
     # The Idefics checkpoints use Llama/GPT-2 BPE vocabularies; a byte-level BPE with the same
     # special tokens behaves the same for prompts and labels.
-    return _byte_level_tokenizer(Qwen2Tokenizer, IDEFICS_SPECIAL_TOKENS, unk_token=None, bos_token="<|im_start|>",
+    return _byte_level_tokenizer(Qwen2Tokenizer, special_tokens, unk_token=None, bos_token="<|im_start|>",
                                  eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
-                                 extra_special_tokens=IDEFICS_SPECIAL_TOKENS)
+                                 extra_special_tokens=special_tokens)
 
 
 def _llama_text_config(tokenizer, size: TinySize) -> dict:
@@ -304,6 +307,27 @@ def _build_idefics3(size: TinySize):
     return Idefics3ForConditionalGeneration(config), processor
 
 
+def _build_smolvlm(size: TinySize):
+    """SmolVLM2 (model_type smolvlm): Idefics3's layout with its own classes and a video processor;
+    its processor needs the ``num2words`` package."""
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor, \
+        SmolVLMProcessor, SmolVLMVideoProcessor
+
+    tokenizer = _idefics_tokenizer(IDEFICS_SPECIAL_TOKENS + ["<video>"])
+    tile, patch, scale = 64, 8, 2
+    config = SmolVLMConfig(
+        text_config={"model_type": "llama", **_llama_text_config(tokenizer, size)},
+        vision_config=_siglip_config(size, image_size=tile, patch_size=patch), scale_factor=scale,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
+    )
+    image_processor = SmolVLMImageProcessor(size={"longest_edge": 2 * tile}, max_image_size={"longest_edge": tile},
+                                            do_image_splitting=True)
+    video_processor = SmolVLMVideoProcessor(size={"longest_edge": tile}, max_image_size={"longest_edge": tile})
+    processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                                 image_seq_len=(tile // patch) ** 2 // scale ** 2, chat_template=SMOLVLM_CHAT_TEMPLATE)
+    return SmolVLMForConditionalGeneration(config), processor
+
+
 def _build_florence2(size: TinySize):
     from transformers import BartTokenizer, CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, \
         Florence2Processor
@@ -351,6 +375,7 @@ BUILDERS: dict[str, Callable[[TinySize], tuple]] = {
     "qwen3_vl": _build_qwen3_vl,
     "idefics2": _build_idefics2,
     "idefics3": _build_idefics3,
+    "smolvlm": _build_smolvlm,
     "florence2": _build_florence2,
 }
 

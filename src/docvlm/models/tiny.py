@@ -273,19 +273,42 @@ def _build_idefics2(size: TinySize):
 
     tokenizer = _idefics_tokenizer()
     latents = 16  # the perceiver turns any image into this many visual tokens (64 in idefics2-8b)
+    # A line keeps its shape (224 x 28: 16 x 2 patches of 14 pixels, two per digit cell); the
+    # earlier 64-pixel edge squeezed a 224-pixel line to 64 x 32, a digit cell to 8 pixels.
     config = Idefics2Config(
         text_config={"model_type": "mistral", **_llama_text_config(tokenizer, size)},
-        vision_config=_siglip_config(size, image_size=64, patch_size=8),
+        vision_config=_siglip_config(size, image_size=224, patch_size=14),
         perceiver_config=dict(hidden_size=size.hidden, resampler_n_latents=latents, resampler_depth=1,
                               resampler_n_heads=size.heads, resampler_head_dim=size.hidden // size.heads,
                               num_key_value_heads=size.kv_heads, initializer_range=size.init_std),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
     )
-    image_processor = Idefics2ImageProcessor(size={"shortest_edge": 32, "longest_edge": 64},
+    image_processor = Idefics2ImageProcessor(size={"shortest_edge": 28, "longest_edge": 224},
                                              do_image_splitting=False)
     processor = Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=latents,
                                   chat_template=IDEFICS2_CHAT_TEMPLATE)
-    return Idefics2ForConditionalGeneration(config), processor
+    model = Idefics2ForConditionalGeneration(config)
+    _spread_perceiver(model, size)
+    return model, processor
+
+
+def _spread_perceiver(model, size: TinySize) -> None:
+    """Initialise the perceiver so its latents can tell image positions apart from the first step.
+
+    transformers sets every latent to ones (fine for loading trained weights): all visual tokens of a
+    random model are then the same vector (measured on demo lines: std across the 16 latents 0.0),
+    and the vision features barely differ by position (white page background), so attention over
+    the patches is near uniform and every latent pools the whole line. Random latents, stronger
+    position embeddings and larger query/key weights give each latent its own view at the start.
+    """
+    import torch
+
+    resampler = model.model.connector.perceiver_resampler
+    torch.nn.init.normal_(resampler.latents, std=1.0)
+    torch.nn.init.normal_(model.model.vision_model.embeddings.position_embedding.weight, std=1.0)
+    for layer in resampler.layers:
+        for projection in (layer.self_attn.q_proj, layer.self_attn.k_proj):
+            torch.nn.init.normal_(projection.weight, std=size.init_std * 10 / 3)
 
 
 def _build_idefics3(size: TinySize):
@@ -334,25 +357,28 @@ def _build_florence2(size: TinySize):
 
     tokenizer = _byte_level_tokenizer(BartTokenizer, FLORENCE_SPECIAL_TOKENS, tuple(FLORENCE_ADDED_TOKENS),
                                       extra_special_tokens={"image_token": "<image>"})
-    height, width = 32, 128  # a fixed input size, like the real 768 x 768; one visual token per 8 x 8 pixels
+    height, width = 32, 128  # a fixed input size, like the real 768 x 768; one visual token per 16 x 16 pixels
     text = dict(vocab_size=len(tokenizer), d_model=size.hidden, encoder_layers=size.layers, decoder_layers=size.layers,
                 encoder_attention_heads=size.heads, decoder_attention_heads=size.heads,
                 encoder_ffn_dim=size.hidden * 2, decoder_ffn_dim=size.hidden * 2, max_position_embeddings=512,
                 init_std=size.init_std, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
                 forced_eos_token_id=tokenizer.eos_token_id, dropout=0.0, scale_embedding=False)
-    # DaViT stages: the first runs at 1/4 resolution, so it stays narrow (the real one is 128 wide at
-    # 768 px); the second, at 1/8, gives the visual tokens.
-    vision = dict(embed_dim=[max(8, size.vision_hidden // 4), size.hidden], depths=[1, size.vision_layers], patch_size=[7, 3],
-                  patch_stride=[4, 2], patch_padding=[3, 1], patch_prenorm=[False, True],
-                  num_heads=[size.vision_heads, size.vision_heads], num_groups=[size.vision_heads, size.vision_heads],
+    # The real DaViT's first three stages (strides 4, 2, 2; it has a fourth): at 1/16 resolution a
+    # line gives 2 x 8 visual tokens, one column per digit cell of the (resized) line, as Qwen-VL's
+    # merged patches do. Two stages (1/8, 2 x 4 tokens per cell) learned nothing in 300 steps.
+    vision = dict(embed_dim=[max(8, size.vision_hidden // 4), max(8, size.vision_hidden // 2), size.hidden],
+                  depths=[1, 1, size.vision_layers], patch_size=[7, 3, 3], patch_stride=[4, 2, 2],
+                  patch_padding=[3, 1, 1], patch_prenorm=[False, True, True],
+                  num_heads=[max(1, size.vision_heads // 2), size.vision_heads, size.vision_heads],
+                  num_groups=[max(1, size.vision_heads // 2), size.vision_heads, size.vision_heads],
                   window_size=4, drop_path_rate=0.0, projection_dim=size.hidden, max_position_embeddings=32,
                   initializer_range=size.init_std)
     config = Florence2Config(text_config=text, vision_config=vision,
                              image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
     image_processor = CLIPImageProcessor(size={"height": height, "width": width}, do_center_crop=False,
                                          crop_size={"height": height, "width": width},
-                                         image_seq_length=(height // 8) * (width // 8) + 1)
+                                         image_seq_length=(height // 16) * (width // 16) + 1)
     processor = Florence2Processor(image_processor=image_processor, tokenizer=tokenizer,
                                    post_processor_config=FLORENCE_POST_PROCESSING)
     return Florence2ForConditionalGeneration(config), processor

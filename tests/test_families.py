@@ -129,3 +129,25 @@ def test_full_tuning_changes_every_trainable_weight_and_no_frozen_one(family, ti
     unchanged = [n for n in base if spec.component_of(n) != "vision" and torch.equal(base[n], tuned[n])]
     changed_frozen = [n for n in base if spec.component_of(n) == "vision" and not torch.equal(base[n], tuned[n])]
     assert unchanged == [] and changed_frozen == []
+
+
+def test_tiny_idefics2_visual_tokens_differ_from_the_first_step(tiny_models):
+    """transformers initialises the perceiver's latents to ones, which made all 16 visual tokens of
+    a random Idefics2 one vector (the demo model then never learned to read); the tiny builder
+    spreads them, so each token sees the image its own way."""
+    from PIL import Image
+
+    from docvlm.config import ModelConfig
+    from docvlm.models.loading import load_processor
+    from transformers import AutoModelForImageTextToText
+
+    path = str(tiny_models["idefics2"])
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = load_processor(path, ModelConfig())
+    inputs = processor(text=["User:<image>x<end_of_utterance>\nAssistant:"],
+                       images=[[Image.new("RGB", (224, 28), "white")]], return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.model.get_image_features(inputs["pixel_values"], inputs["pixel_attention_mask"])
+    tokens = tokens.pooler_output if hasattr(tokens, "pooler_output") else tokens
+    tokens = tokens if torch.is_tensor(tokens) else tokens[0]
+    assert tokens.reshape(-1, tokens.shape[-1]).std(dim=0).mean() > 0.1  # was 0.0: identical tokens

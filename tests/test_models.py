@@ -28,6 +28,7 @@ def test_tiny_model_loads_like_a_hub_checkpoint(tiny_models, family):
     assert type(loaded.processor).__name__.endswith("Processor")
     tokenizer = loaded.processor.tokenizer
     family_tokens = {"qwen": ["<|im_start|>", "<|vision_start|>"], "idefics": ["<fake_token_around_image>", "<global-img>"],
+                     "smolvlm": ["<fake_token_around_image>", "<global-img>", "<video>"],
                      "florence2": ["<s>", "<loc_0>", "<loc_999>"]}
     extra = next(tokens for prefix, tokens in family_tokens.items() if family.startswith(prefix))
     for token in [loaded.spec.end_of_turn, loaded.processor.image_token, *extra]:

@@ -44,6 +44,10 @@ FAMILY_OVERRIDES: dict[str, list[str]] = {
     #   old tiny Florence-2 (2 DaViT stages), lr 3e-4: bare 90.8 / 81.7 / 91.5% at 100 / 200 / 300.
     #   new tiny Florence-2 (3 stages), lr 5e-4, docvlm 1000 steps: 91.5 / 86.6 / 84.5 / 80.3% at 250 /
     #     500 / 750 / 1000 (loss 1.96 -> ~1.54; test 86.20%).
+    #   new tiny Idefics2 with do_image_splitting (4 crops + the line, 80 visual tokens), lr 1e-3:
+    #     docvlm 88.7 / 87.3% at 250 / 500 steps (stopped).
+    #   tiny SmolVLM2 (no perceiver: pixel shuffle), default recipe: docvlm 12.0 / 0.0% at 500 / 1000;
+    #     its loss leaves the 1.8 plateau at ~275 steps, the new Idefics2's was still 1.59 at 1000.
     # For scale: the tiny Qwen2-VL on free text (lr 1e-3) is at 92.2 / 83.3% at 250 / 500 steps, so
     # runs this short cannot tell a slow learner from a stuck one; more steps were not measured.
     "idefics2": _NO_BUDGET,

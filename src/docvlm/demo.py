@@ -46,7 +46,8 @@ FAMILY_OVERRIDES: dict[str, list[str]] = {
     #     500 / 750 / 1000 (loss 1.96 -> ~1.54; test 86.20%).
     #   new tiny Idefics2 with do_image_splitting (4 crops + the line, 80 visual tokens), lr 1e-3:
     #     docvlm 88.7 / 87.3% at 250 / 500 steps (stopped).
-    #   tiny SmolVLM2 (no perceiver: pixel shuffle), default recipe: docvlm 12.0 / 0.0% at 500 / 1000;
+    #   tiny SmolVLM2 (no perceiver: pixel shuffle), default recipe: docvlm 12.0 / 0.0% at 500 / 1000
+    #     (test 0.55% after 2000 steps);
     #     its loss leaves the 1.8 plateau at ~275 steps, the new Idefics2's was still 1.59 at 1000.
     # For scale: the tiny Qwen2-VL on free text (lr 1e-3) is at 92.2 / 83.3% at 250 / 500 steps, so
     # runs this short cannot tell a slow learner from a stuck one; more steps were not measured.

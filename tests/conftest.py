@@ -38,6 +38,7 @@ _NO_BUDGET = ("--data.datasets.0.min_pixels", "null", "--data.datasets.0.max_pix
 FAMILY_ARGS: dict[str, tuple[str, ...]] = {
     "idefics2": _NO_BUDGET,
     "idefics3": _NO_BUDGET,
+    "smolvlm": _NO_BUDGET,
     "florence2": _NO_BUDGET + ("--data.datasets.0.task_token", "<OCR>", "--data.datasets.0.prompt", ""),
 }
 

@@ -30,6 +30,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str, object]] = {
     "idefics2": (("--model.processor_options", "{do_image_splitting: true}"), "do_image_splitting", True),
     "idefics3": (("--model.processor_options", "{do_image_splitting: false, size: {longest_edge: 64}}"),
                  "do_image_splitting", False),
+    "smolvlm": (("--model.processor_options", "{do_image_splitting: false, size: {longest_edge: 64}}"),
+                "do_image_splitting", False),
     "florence2": (("--model.processor_options", "{size: {height: 64, width: 64}}"), "size",
                   {"height": 64, "width": 64}),
 }
@@ -162,3 +164,25 @@ def test_export_merges_adapters_into_a_plain_transformers_model(lora_run, tmp_pa
     _, attribute, expected = OPTIONS[family]  # the run's image settings travel with the export
     saved = json.loads((out / "processor_config.json").read_text())["image_processor"][attribute]
     assert ({k: v for k, v in saved.items() if v is not None} if isinstance(expected, dict) else saved) == expected
+
+
+def test_tiny_idefics2_visual_tokens_differ_from_the_first_step(tiny_models):
+    """transformers initialises the perceiver's latents to ones, which made all 16 visual tokens of
+    a random Idefics2 one vector (the demo model then never learned to read); the tiny builder
+    spreads them, so each token sees the image its own way."""
+    from PIL import Image
+
+    from docvlm.config import ModelConfig
+    from docvlm.models.loading import load_processor
+    from transformers import AutoModelForImageTextToText
+
+    path = str(tiny_models["idefics2"])
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = load_processor(path, ModelConfig())
+    inputs = processor(text=["User:<image>x<end_of_utterance>\nAssistant:"],
+                       images=[[Image.new("RGB", (224, 28), "white")]], return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.model.get_image_features(inputs["pixel_values"], inputs["pixel_attention_mask"])
+    tokens = tokens.pooler_output if hasattr(tokens, "pooler_output") else tokens
+    tokens = tokens if torch.is_tensor(tokens) else tokens[0]
+    assert tokens.reshape(-1, tokens.shape[-1]).std(dim=0).mean() > 0.1  # was 0.0: identical tokens

@@ -28,6 +28,7 @@ def test_tiny_model_loads_like_a_hub_checkpoint(tiny_models, family):
     assert type(loaded.processor).__name__.endswith("Processor")
     tokenizer = loaded.processor.tokenizer
     family_tokens = {"qwen": ["<|im_start|>", "<|vision_start|>"], "idefics": ["<fake_token_around_image>", "<global-img>"],
+                     "smolvlm": ["<fake_token_around_image>", "<global-img>", "<video>"],
                      "florence2": ["<s>", "<loc_0>", "<loc_999>"]}
     extra = next(tokens for prefix, tokens in family_tokens.items() if family.startswith(prefix))
     for token in [loaded.spec.end_of_turn, loaded.processor.image_token, *extra]:
@@ -53,7 +54,7 @@ def test_default_lora_targets_follow_freezing(tiny_models, family):
 
 def test_unknown_model_type_lists_supported_families():
     with pytest.raises(ModelError, match=r"model_type 'llava' has no family spec \(supported: florence2, idefics2, "
-                                         r"idefics3, qwen2_5_vl, qwen2_vl, qwen3_vl\)"):
+                                         r"idefics3, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm\)"):
         family_for_model_type("llava")
     with pytest.raises(ModelError, match="unknown model family 'qwen9'"):
         family_for_model_type("qwen2_vl", "qwen9")

@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="runs/demo", help="folder for the model, data and run")
     demo.add_argument("--family", default="qwen2_vl",
                       help="model family of the tiny model (qwen2_vl, qwen2_5_vl, qwen3_vl, idefics2, idefics3, "
-                           "florence2); fewer steps: --train.max_steps N")
+                           "smolvlm, florence2); fewer steps: --train.max_steps N")
     demo.set_defaults(func=cmd_demo)
 
     data = commands.add_parser("data", help="check a config's datasets, or export them as a manifest")

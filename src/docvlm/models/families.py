@@ -178,8 +178,10 @@ FAMILIES: dict[str, FamilySpec] = {
         ),
         # The Idefics2 connector is the modality projection MLP and the perceiver resampler.
         _idefics("idefics2", ("idefics2",), Component("model.connector", _LLAMA_LAYERS)),
-        # SmolVLM (model_type smolvlm) shares Idefics3's module layout and processor.
-        _idefics("idefics3", ("idefics3", "smolvlm"), Component("model.connector", ("modality_projection.proj",))),
+        # SmolVLM-Instruct is model_type idefics3; SmolVLM2 (model_type smolvlm) has the same module
+        # layout and prompt format with its own classes, a video processor and num2words.
+        _idefics("idefics3", ("idefics3",), Component("model.connector", ("modality_projection.proj",))),
+        _idefics("smolvlm", ("smolvlm",), Component("model.connector", ("modality_projection.proj",))),
         FamilySpec(
             name="florence2",
             model_types=("florence2",),

@@ -65,9 +65,21 @@ class ChatFormat:
                 return prompt
             if getattr(self.processor, "chat_template", None) is None:
                 raise ModelError("the processor has no chat template; this family needs one to build prompts")
-            self._prompts[prompt] = self.processor.apply_chat_template(
+            rendered = self.processor.apply_chat_template(
                 user_messages(prompt), tokenize=False, add_generation_prompt=True)
+            self._check_renders_image(rendered)
+            self._prompts[prompt] = rendered
         return self._prompts[prompt]
+
+    def _check_renders_image(self, rendered: str) -> None:
+        # A base checkpoint's template (Qwen2-VL-2B: content parts only, no roles) renders a user
+        # turn as nothing; the processor would then fail on an image without a placeholder.
+        image_token = getattr(self.processor, "image_token", None)
+        if image_token and str(image_token) not in rendered:
+            raise ModelError(
+                f"the chat template does not render the image placeholder {image_token} for a user turn "
+                f"(rendered {rendered!r}); a base checkpoint's template has no chat roles: fine-tune the "
+                "Instruct checkpoint, or save a processor with the Instruct chat template beside the weights")
 
     def _check_prompt_kind(self, prompt: str) -> None:
         task = task_token_of(prompt)

@@ -1,0 +1,229 @@
+"""docvlm against the published checkpoints' own files (tests/fixtures/checkpoints; SOURCES.md says
+where each came from and which families have none yet).
+
+A tiny model built by docvlm proves nothing about the real checkpoints unless the two agree, so
+these tests read the real ``config.json``, processor settings and chat templates: the family is
+detected from the real config, the spec's module prefixes and default LoRA targets exist in a model
+built from the real config (layers and widths scaled down, module names unchanged), the labels are
+masked with the real template, and the real processor settings survive a docvlm checkpoint.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from docvlm.config import ModelConfig, TuningConfig
+from docvlm.data.schema import PixelBudget, Record, Sample
+from docvlm.models.families import FAMILIES, family_for_model_type
+from docvlm.models.loading import load_processor
+from docvlm.models.prompting import IGNORE_INDEX, ChatFormat, TrainingCollator, apply_pixel_budget, encode_prompts
+from docvlm.models.tiny import FLORENCE_POST_PROCESSING
+
+FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints"
+WITH_FIXTURES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+
+
+def published(family: str, name: str) -> dict:
+    return json.loads((FIXTURES / family / name).read_text())
+
+
+def test_sources_list_every_fixture_file():
+    sources = (FIXTURES / "SOURCES.md").read_text()
+    for path in FIXTURES.glob("*/*"):
+        assert f"{path.parent.name}/{path.name}" in sources, path
+
+
+@pytest.mark.parametrize("family", WITH_FIXTURES)
+def test_family_is_detected_from_the_published_config(family):
+    assert family_for_model_type(published(family, "config.json")["model_type"]).name == family
+
+
+# --- the spec against a model built from the real config ---------------------------------------
+
+def scaled_qwen2_vl():
+    """Qwen2-VL-2B's config with 1 layer per tower and small widths; module names are unchanged."""
+    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_vl")
+    text = config.text_config
+    text.num_hidden_layers, text.hidden_size, text.intermediate_size = 1, 64, 128
+    text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
+    text.layer_types = text.layer_types[:1]
+    # M-RoPE sections split half the head dimension (16 / 2 = 8), as [16, 24, 24] split 128 / 2.
+    text.rope_parameters = {**text.rope_parameters, "mrope_section": [2, 3, 3]}
+    vision = config.vision_config
+    vision.depth, vision.embed_dim, vision.num_heads, vision.hidden_size = 1, 32, 2, 64
+    return Qwen2VLForConditionalGeneration(config)
+
+
+def florence_native_config(original: dict):
+    """microsoft/Florence-2-base-ft's config.json (written for its remote code: ``florence2_language``
+    text config, DaViT keys ``dim_embed``/``image_pos_embed``) as transformers' native Florence2Config,
+    the layout of the converted florence-community checkpoints docvlm loads; scaled down."""
+    from transformers import Florence2Config
+
+    text = {k: v for k, v in original["text_config"].items() if not k.startswith("_")}
+    text.update(model_type="bart", encoder_layers=1, decoder_layers=1, d_model=32, encoder_attention_heads=2,
+                decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=1000)
+    davit = original["vision_config"]
+    stages = len(davit["depths"])
+    vision = dict(embed_dim=[8, 16, 16, 32][:stages], depths=[1] * stages, num_heads=[1, 2, 2, 4][:stages],
+                  num_groups=[1, 2, 2, 4][:stages], patch_size=davit["patch_size"], patch_stride=davit["patch_stride"],
+                  patch_padding=davit["patch_padding"], patch_prenorm=davit["patch_prenorm"],
+                  window_size=davit["window_size"], projection_dim=32,
+                  max_position_embeddings=davit["image_pos_embed"]["max_pos_embeddings"])
+    return Florence2Config(text_config=text, vision_config=vision)
+
+
+def scaled_florence2():
+    from transformers import Florence2ForConditionalGeneration
+
+    return Florence2ForConditionalGeneration(florence_native_config(published("florence2", "config.json")))
+
+
+SCALED = {"qwen2_vl": scaled_qwen2_vl, "florence2": scaled_florence2}
+
+
+@pytest.mark.parametrize("family", sorted(SCALED))
+def test_spec_prefixes_and_default_lora_targets_exist_in_the_real_architecture(family):
+    spec = FAMILIES[family]
+    model = SCALED[family]()
+    names = [n for n, _ in model.named_modules()]
+    for component, parts in spec.components().items():
+        for part in parts:
+            assert part.prefix in names, f"{component}: no module {part.prefix}"
+    linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    defaults = [c for c in ("vision", "projector", "language") if c not in _frozen_by_default()]
+    targets = {n for n in linear if re.fullmatch(spec.lora_target_regex(defaults), n)}
+    for component in defaults:  # every default component gets adapters, and only those do
+        assert any(spec.component_of(n) == component for n in targets), component
+    assert {spec.component_of(n) for n in targets} == set(defaults)
+    everything = spec.lora_target_regex(["vision", "projector", "language"])
+    assert sorted(n for n in linear if n != "lm_head" and not re.fullmatch(everything, n)) == []
+
+
+def _frozen_by_default() -> set[str]:
+    tuning = TuningConfig()
+    return {name for name, frozen in (("vision", tuning.freeze_vision), ("projector", tuning.freeze_projector),
+                                      ("language", tuning.freeze_language)) if frozen}
+
+
+# --- label masking with the real chat template ---------------------------------------------------
+
+def _sample(target: str, prompt: str, budget: PixelBudget) -> Sample:
+    record = Record(id="s", target=target, image_ref="-", prompt=prompt, dataset="d", task="transcription",
+                    budget=budget, where="sample s")
+    return Sample(record, Image.new("RGB", (112, 28), "white"))
+
+
+def test_qwen2_vl_labels_with_the_published_template(tiny_models):
+    """Qwen2-VL-Instruct's template writes a default system turn; the labels must still be exactly the
+    answer + <|im_end|>, and the prompt tokens exactly what the template renders for inference."""
+    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
+    processor.chat_template = published("qwen2_vl", "instruct_chat_template.json")["chat_template"]
+    chat = ChatFormat(processor, FAMILIES["qwen2_vl"])
+    samples = [_sample("1234", "Transcribe the text in this image.", PixelBudget(784, 6272)),
+               _sample("7", "Read it.", PixelBudget(784, 6272))]
+    batch = TrainingCollator(chat)(samples)
+    tokenizer = processor.tokenizer
+    for row, s in enumerate(samples):
+        labels = batch["labels"][row]
+        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + "<|im_end|>"
+        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
+        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
+        assert (labels[: len(inference)] == IGNORE_INDEX).all()
+        rendered = tokenizer.decode(inference).replace("<|image_pad|>", "")
+        assert rendered == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                            f"<|vision_start|><|vision_end|>{s.prompt}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_qwen2_vl_base_template_is_not_a_chat_template(tiny_models):
+    """The base checkpoint (Qwen2-VL-2B) ships a template without roles, which renders a user turn as
+    nothing: docvlm says so in one error instead of the processor's image-count traceback."""
+    from docvlm.errors import ModelError
+
+    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
+    processor.chat_template = published("qwen2_vl", "chat_template.json")["chat_template"]
+    chat = ChatFormat(processor, FAMILIES["qwen2_vl"])
+    with pytest.raises(ModelError, match="does not render the image placeholder <\\|image_pad\\|>"):
+        TrainingCollator(chat)([_sample("1", "Read it.", PixelBudget(784, 6272))])
+
+
+def test_florence2_task_prompts_and_answer_parsing_match_the_published_processor(tiny_models):
+    """Florence-2-base-ft's preprocessor_config maps each task token to its answer parser; the
+    processor docvlm loads must parse every task the same way, and docvlm's tiny processor must
+    carry a parser setting for each parser kind the published checkpoint uses."""
+    processor = load_processor(str(tiny_models["florence2"]), ModelConfig())
+    expected = published("florence2", "preprocessor_config.json")["tasks_answer_post_processing_type"]
+    assert processor.tasks_answer_post_processing_type == expected
+    assert set(expected.values()) <= set(FLORENCE_POST_PROCESSING)
+    # The encoder reads the task token spelled out as the processor's task prompt.
+    ids = processor(text="<OCR>", images=Image.new("RGB", (64, 64)), return_tensors="pt")["input_ids"][0]
+    assert processor.tokenizer.decode(ids).replace("<image>", "") == "<s>What is the text in the image?</s>"
+
+
+# --- the real processor settings through a docvlm checkpoint ------------------------------------
+
+def test_qwen2_vl_published_pixel_budget_round_trips(tiny_models, tmp_path):
+    """The published min/max_pixels are what docvlm reads as the budget, and a docvlm budget is
+    written back under the keys the real processor reads."""
+    from transformers import AutoProcessor, Qwen2VLImageProcessor
+
+    from docvlm.models.prompting import pixel_budget_of
+
+    real = published("qwen2_vl", "preprocessor_config.json")
+    assert real["image_processor_type"] == "Qwen2VLImageProcessor"
+    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
+    processor.image_processor = Qwen2VLImageProcessor(
+        **{k: v for k, v in real.items() if k not in ("image_processor_type", "processor_class")})
+    assert pixel_budget_of(processor, FAMILIES["qwen2_vl"]) == PixelBudget(real["min_pixels"], real["max_pixels"])
+    apply_pixel_budget(processor, FAMILIES["qwen2_vl"], PixelBudget(28 * 28 * 4, 28 * 28 * 256))
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())["image_processor"]
+    assert "max_pixels" not in saved  # a stale max_pixels would override the saved size on loading
+    reloaded = AutoProcessor.from_pretrained(tmp_path).image_processor
+    assert (reloaded.size["shortest_edge"], reloaded.size["longest_edge"]) == (3136, 200704)
+    assert (reloaded.patch_size, reloaded.merge_size) == (real["patch_size"], real["merge_size"])
+
+
+def florence2_with_published_image_settings(tiny_models):
+    """docvlm's tiny Florence-2 processor with the image processor of Florence-2-base-ft's own file."""
+    from transformers import CLIPImageProcessor, Florence2Processor
+
+    real = published("florence2", "preprocessor_config.json")
+    assert real["image_processor_type"] == "CLIPImageProcessor"
+    settings = {k: v for k, v in real.items() if not k.startswith("_") and k not in
+                ("image_processor_type", "processor_class", "tasks_answer_post_processing_type")}
+    tiny = load_processor(str(tiny_models["florence2"]), ModelConfig())
+    return Florence2Processor(image_processor=CLIPImageProcessor(**settings), tokenizer=tiny.tokenizer,
+                              post_processor_config=FLORENCE_POST_PROCESSING), real
+
+
+def test_florence2_published_image_size_round_trips(tiny_models, tmp_path):
+    """Florence-2's fixed 768 x 768 input (577 visual tokens) survives a docvlm checkpoint; a size
+    option must keep the area, since the prompt holds a fixed number of image tokens."""
+    from transformers import AutoProcessor
+
+    from docvlm.errors import ConfigError
+    from docvlm.models.loading import apply_processor_options
+
+    processor, real = florence2_with_published_image_settings(tiny_models)
+    spec = FAMILIES["florence2"]
+    with pytest.raises(ConfigError, match="height \\* width"):
+        apply_processor_options(processor, spec, {"size": {"height": 512, "width": 512}})
+    processor.save_pretrained(tmp_path / "as-published")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
+    assert {k: v for k, v in vars(reloaded.image_processor.size).items() if v is not None} == real["size"]
+    assert reloaded.image_processor.image_seq_length == real["image_seq_length"] == 577
+    pixels = reloaded(text="<OCR>", images=Image.new("RGB", (100, 30)), return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape[-2:]) == (768, 768)
+    # A line-shaped input of the same area (384 x 1536) is allowed and saved with the checkpoint.
+    apply_processor_options(processor, spec, {"size": {"height": 384, "width": 1536}})
+    processor.save_pretrained(tmp_path / "lines")
+    pixels = AutoProcessor.from_pretrained(tmp_path / "lines")(
+        text="<OCR>", images=Image.new("RGB", (100, 30)), return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape[-2:]) == (384, 1536)

@@ -36,7 +36,8 @@ def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[tuple[int, dict]] = []
     # Batches of similar images (largest first) waste less on padding; rows go back to input order.
-    indices = longest_first(samples.records, loaded.processor, loaded.spec) if batch_size > 1 \
+    records = getattr(samples, "records", None)  # a plain list of samples keeps its order
+    indices = longest_first(records, loaded.processor, loaded.spec) if batch_size > 1 and records is not None \
         else list(range(len(samples)))
     bar = tqdm(total=len(indices), desc="predict", unit="sample", disable=not progress)
     for start in range(0, len(indices), batch_size):

@@ -88,6 +88,8 @@ def _evaluate_predictions(args, overrides: list[str]) -> int:
 
     if args.run:
         raise DocVLMError("give either a run folder or --predictions, not both")
+    if args.price_per_hour is not None:
+        raise DocVLMError("--price-per-hour goes with a run (its timings); a predictions file has none")
     if args.metric and args.task:
         raise DocVLMError("give --metric or --task, not both")
     cfg = load_config(None, overrides).evaluate
@@ -168,6 +170,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     if args.split:
         if cfg is None:
             raise DocVLMError("--split needs a run folder (its config names the datasets)")
+        if args.inputs:
+            raise DocVLMError("give inputs or --split, not both")
         role = {"train": "train", "eval": "eval", "validation": "eval", "test": "test"}.get(args.split)
         if role is None:
             raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
@@ -182,6 +186,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
         from docvlm.predict.writers import is_layout_input, run_predict_pages
 
         if any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO pages: written back
+            if args.draw:
+                raise DocVLMError("--draw goes with Florence-2 region tasks on images, not with PAGE/ALTO pages")
             return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     from docvlm.predict.latency import LatencyMeter, check_price, format_latency

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from docvlm.config import load_config
-from docvlm.errors import ConfigError, DocVLMError
+from docvlm.errors import ConfigError, DocVLMError, Interrupted
 from docvlm.predict.latency import check_price
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,12 @@ def run_point(config, overrides: list[str], point: list[tuple[str, str]], sweep_
             results = list(json.loads((cfg.run_dir / "metrics" / f"{cfg.evaluate.split}.json")
                                       .read_text(encoding="utf-8"))["datasets"].values())
         else:
-            summary = run_training(cfg)
+            summary = _trained(cfg, run_training)
             results = evaluate_run(cfg.run_dir, progress=progress, price_per_hour=price_per_hour)
             entry["status"] = "ok"
         entry.update(point_figures(summary, results))
+    except Interrupted:  # Ctrl-C stops the sweep, not just this point
+        raise
     except DocVLMError as error:
         entry["error"] = str(error)
     except Exception as error:  # noqa: BLE001 - one failed point must not end the sweep; the trace is kept
@@ -134,6 +136,21 @@ def run_point(config, overrides: list[str], point: list[tuple[str, str]], sweep_
         entry["traceback"] = traceback.format_exc()
         log.error("sweep point %s failed:\n%s", name, entry["traceback"])
     return entry
+
+
+def _trained(cfg, run_training) -> dict:
+    """Train the point, or finish what an earlier sweep left: a point with final weights and a
+    summary is only evaluated, one with checkpoints resumes from the newest complete one."""
+    from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR
+
+    summary_file = cfg.run_dir / "train_summary.json"
+    weights = (cfg.run_dir / ADAPTER_DIR).is_dir() or (cfg.run_dir / MODEL_DIR).is_dir()
+    if weights and summary_file.is_file():
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if not summary.get("interrupted"):
+            return summary
+    resume = any((cfg.run_dir / "checkpoints").glob("checkpoint-*"))
+    return run_training(cfg, resume=resume)
 
 
 def _finished(cfg) -> bool:

@@ -98,6 +98,9 @@ class Sample:
     report: "SkipReport | None" = None
     """The skip report of the sample's dataset split, so a sample refused later (too long at
     collation) moves from kept to skipped there, once."""
+    skips: tuple = ()
+    """Samples skipped in a data-loader worker and replaced by this one (``docvlm.data.skips``
+    markers): the collator hands them to the main process, which counts them."""
 
     # Shortcuts so collators read naturally.
     @property

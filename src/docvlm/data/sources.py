@@ -7,6 +7,7 @@ Indexing reads ids and targets only. Images are decoded when a sample is asked f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -526,12 +527,21 @@ class SubstitutingSampleSet:
         return len(self.inner)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet while unpickling (spawned data-loader workers)
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def __getitem__(self, index: int) -> Sample:
+        from docvlm.data.skips import Skipped
+
+        markers = []  # skips made in a data-loader worker travel on with the replacement
         for step in range(len(self.inner)):
             sample = self.inner[(index + step) % len(self.inner)]
-            if sample is not None:
+            if isinstance(sample, Skipped):
+                markers.append(sample)
+            elif sample is not None:
+                if markers:
+                    sample = dataclasses.replace(sample, skips=tuple(markers))
                 return sample
         raise DataError("no training sample can be read: every image failed to decode (see the skip report)")
 

@@ -210,6 +210,8 @@ class TrainingCollator:
     def __call__(self, samples: list) -> dict[str, torch.Tensor]:
         # None: skipped at decode time and counted in place; Skipped: skipped in a worker process.
         skips = [(s.report, s.reason, s.message, s.key) for s in samples if isinstance(s, Skipped)]
+        skips += [(m.report, m.reason, m.message, m.key) for s in samples if s is not None
+                  and not isinstance(s, Skipped) for m in getattr(s, "skips", ())]
         samples = [s for s in samples if s is not None and not isinstance(s, Skipped)]
         if not samples:
             raise DataError("every sample of a batch was skipped; see the skip report")

@@ -134,7 +134,8 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
                                   image_ref=str(file), prompt=prompt, dataset="inputs", task="transcription",
                                   budget=budget, where=where))
     report.kept = len(records)
-    if records:
+    if records or (report.total and parts):
+        # Kept even when every loose image was skipped (beside a manifest), so the summary counts them.
         parts.insert(0, SampleSet(records, None, "image", on_bad, report))
     if not parts:
         cause = f": {report.one_line('inputs')}; e.g. {report.examples[0]}" if report.examples else ""

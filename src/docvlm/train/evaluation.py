@@ -51,8 +51,10 @@ def load_eval_parts(cfg: Config) -> tuple[list[EvalPart], dict[str, SkipReport]]
 
 
 def loss_set(parts: list[EvalPart]) -> SampleSet | None:
-    """The samples whose loss the Trainer reports as ``eval_loss``: task datasets only."""
-    chosen = [p.samples for p in parts if p.role == "task"]
+    """The samples whose loss the Trainer reports as ``eval_loss``: task datasets, or every
+    evaluated dataset when no task dataset has an evaluation split (the Trainer evaluates on a
+    schedule only with an evaluation set; selection stays with task datasets either way)."""
+    chosen = [p.samples for p in parts if p.role == "task"] or [p.samples for p in parts]
     if not chosen:
         return None
     return chosen[0] if len(chosen) == 1 else ConcatSampleSet(chosen)

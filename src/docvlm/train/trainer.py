@@ -354,7 +354,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     loaded = load_base(cfg.model, cfg.tuning)
     # The first training dataset's budget becomes the processor default saved with the weights, so
     # predict uses it unless told otherwise; each dataset's own budget is applied per batch.
-    first_part = getattr(train_set, "parts", [train_set])[0]
+    first_part = next(part for part in getattr(train_set, "parts", [train_set]) if part.records)
     apply_pixel_budget(loaded.processor, loaded.spec, first_part.records[0].budget)
     model = prepare_for_training(loaded, cfg.tuning, cfg.train.gradient_checkpointing)
     trainable, total = count_parameters(model)

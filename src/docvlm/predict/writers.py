@@ -303,6 +303,11 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
     if equivs:
         # Existing readings keep their index (none means 1); the prediction takes the next one.
         equiv.set("index", str(max(_index(e) for e in equivs) + 1))
+        # OCR-D's "first reading" rule only sees TextEquivs with an @index: without an explicit 1
+        # on the ground truth it would take the prediction (index 2) as the line's text.
+        for existing in equivs:
+            if existing.get("index") is None:
+                existing.set("index", str(_index(existing)))
     if confidence is not None and version >= "2013-07-15":  # PAGE 2010 has no conf
         equiv.set("conf", f"{confidence:.4f}")
     if version < "2013-07-15":  # PAGE 2010: PlainText is required, before Unicode

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from docvlm.data.schema import SkipReport
 from docvlm.data.skips import SKIPS_KEY
@@ -97,6 +96,8 @@ class BatchingMixin:
     def _prepare_inputs(self, inputs):
         skips = inputs.pop(SKIPS_KEY, None) if isinstance(inputs, dict) else None
         for name, reason, message, key in skips or ():
+            if not self.model.training:  # the eval-loss loader shares the collator: its skips are eval's
+                name = name.replace("train:", "eval:", 1)
             report = self._skip_report(name)
             if report is None:
                 log.warning("skip in report %r, which this run does not keep: %s", name, message)

@@ -317,10 +317,11 @@ def _interrupted(run_dir: Path, trainer: Trainer, reports: dict, started: float)
     checkpoints = sorted((p for p in (run_dir / CHECKPOINTS_DIR).glob("checkpoint-*") if incomplete_reason(p) is None),
                          key=checkpoint_step)
     last = str(checkpoints[-1]) if checkpoints else None
-    write_json(run_dir / "train_summary.json", {
-        "interrupted": True, "global_step": trainer.state.global_step,
-        "train_seconds": round(time.time() - started, 1), "last_checkpoint": last})
-    _write_reports(run_dir, reports)
+    if is_main_process():  # one writer under torchrun / accelerate launch
+        write_json(run_dir / "train_summary.json", {
+            "interrupted": True, "global_step": trainer.state.global_step,
+            "train_seconds": round(time.time() - started, 1), "last_checkpoint": last})
+        _write_reports(run_dir, reports)
     hint = (f"resume with: docvlm train {run_dir / 'config.yaml'} --resume" if last else
             "no checkpoint was written yet, so a new run starts from the beginning")
     return Interrupted(f"training interrupted at step {trainer.state.global_step}; last complete checkpoint: "

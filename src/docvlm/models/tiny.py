@@ -316,19 +316,28 @@ def _build_idefics3(size: TinySize):
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
 
     tokenizer = _idefics_tokenizer()
-    tile, patch, scale = 64, 8, 2
-    config = Idefics3Config(
+    config, image_processor, image_seq_len = _idefics3_layout(size, tokenizer, Idefics3Config, Idefics3ImageProcessor)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                  image_seq_len=image_seq_len, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    return Idefics3ForConditionalGeneration(config), processor
+
+
+IDEFICS3_TILE, IDEFICS3_PATCH, IDEFICS3_SCALE = 64, 8, 2
+
+
+def _idefics3_layout(size: TinySize, tokenizer, config_class, image_processor_class):
+    """(config, image processor, visual tokens per tile) of an Idefics3-style model (Idefics3,
+    SmolVLM2): images are resized to at most 2 tiles on the long edge and split into tiles plus a
+    global view; each tile gives (tile / patch)^2 / scale^2 = 16 visual tokens."""
+    tile, patch, scale = IDEFICS3_TILE, IDEFICS3_PATCH, IDEFICS3_SCALE
+    config = config_class(
         text_config={"model_type": "llama", **_llama_text_config(tokenizer, size)},
         vision_config=_siglip_config(size, image_size=tile, patch_size=patch), scale_factor=scale,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
     )
-    # Like SmolVLM: images are resized to at most 2 tiles on the long edge and split into tiles
-    # plus a global view; each tile gives (tile / patch)^2 / scale^2 = 16 visual tokens.
-    image_processor = Idefics3ImageProcessor(size={"longest_edge": 2 * tile}, max_image_size={"longest_edge": tile},
-                                             do_image_splitting=True)
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                                  image_seq_len=(tile // patch) ** 2 // scale ** 2, chat_template=IDEFICS3_CHAT_TEMPLATE)
-    return Idefics3ForConditionalGeneration(config), processor
+    image_processor = image_processor_class(size={"longest_edge": 2 * tile}, max_image_size={"longest_edge": tile},
+                                            do_image_splitting=True)
+    return config, image_processor, (tile // patch) ** 2 // scale ** 2
 
 
 def _build_smolvlm(size: TinySize):
@@ -338,17 +347,11 @@ def _build_smolvlm(size: TinySize):
         SmolVLMProcessor, SmolVLMVideoProcessor
 
     tokenizer = _idefics_tokenizer(IDEFICS_SPECIAL_TOKENS + ["<video>"])
-    tile, patch, scale = 64, 8, 2
-    config = SmolVLMConfig(
-        text_config={"model_type": "llama", **_llama_text_config(tokenizer, size)},
-        vision_config=_siglip_config(size, image_size=tile, patch_size=patch), scale_factor=scale,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
-    )
-    image_processor = SmolVLMImageProcessor(size={"longest_edge": 2 * tile}, max_image_size={"longest_edge": tile},
-                                            do_image_splitting=True)
-    video_processor = SmolVLMVideoProcessor(size={"longest_edge": tile}, max_image_size={"longest_edge": tile})
+    config, image_processor, image_seq_len = _idefics3_layout(size, tokenizer, SmolVLMConfig, SmolVLMImageProcessor)
+    video_processor = SmolVLMVideoProcessor(size={"longest_edge": IDEFICS3_TILE},
+                                            max_image_size={"longest_edge": IDEFICS3_TILE})
     processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                                 image_seq_len=(tile // patch) ** 2 // scale ** 2, chat_template=SMOLVLM_CHAT_TEMPLATE)
+                                 image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE)
     return SmolVLMForConditionalGeneration(config), processor
 
 

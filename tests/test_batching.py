@@ -92,7 +92,7 @@ def test_skips_in_loader_workers_reach_the_data_report(qwen_dir, mixed_widths, t
 def test_length_ordered_batches_predict_what_single_samples_do(qwen_dir, mixed_widths):
     from docvlm.config import ModelConfig
     from docvlm.data.schema import PixelBudget
-    from docvlm.models.lengths import longest_first
+    from docvlm.models.lengths import longest_first, visual_token_counts
     from docvlm.predict.run import predict_samples, samples_from_inputs
 
     loaded = load_base(ModelConfig(name_or_path=str(qwen_dir), dtype="fp32"))
@@ -105,3 +105,40 @@ def test_length_ordered_batches_predict_what_single_samples_do(qwen_dir, mixed_w
     assert [r["id"] for r in batched] == [r["id"] for r in single] == [r.id for r in samples.records]
     assert [r["prediction"] for r in batched] == [r["prediction"] for r in single]
     assert any(r["prediction"] for r in single)
+    # A visual-token cap cuts the same order into smaller batches; the outputs stay the same.
+    visual = visual_token_counts(samples.records, loaded.processor, loaded.spec)
+    assert len(set(visual)) == 2
+    capped = predict_samples(loaded, samples, batch_size=8, max_new_tokens=6, progress=False,
+                             max_batch_visual_tokens=2 * max(visual))
+    assert [r["prediction"] for r in capped] == [r["prediction"] for r in single]
+
+
+def test_generation_batches_close_at_the_visual_token_cap():
+    from docvlm.models.lengths import budget_batches
+
+    visual = [10, 40, 40, None, 25, 5]
+    order = [1, 2, 4, 0, 5, 3]
+    assert budget_batches(order, visual, 8, None) == [order]
+    assert budget_batches(order, visual, 2, None) == [[1, 2], [4, 0], [5, 3]]
+    # 40 + 40 = 80 fits 80; 25 + 10 + 5 + unknown (0) = 40
+    assert budget_batches(order, visual, 8, 80) == [[1, 2], [4, 0, 5, 3]]
+    # a single image above the cap runs alone rather than being dropped
+    assert budget_batches(order, visual, 8, 30) == [[1], [2], [4], [0, 5, 3]]
+    assert budget_batches(order, visual, 2, 30) == [[1], [2], [4], [0, 5], [3]]
+
+
+def test_prefetch_keeps_order_and_raises_a_batch_error_when_that_batch_is_due():
+    from docvlm.errors import DataError
+    from docvlm.predict.run import PreparedBatch, prefetched
+
+    def prepare(batch):
+        if batch == [3]:
+            raise DataError("lines.jsonl:4: image unreadable")
+        return PreparedBatch(len(batch), [(i, f"sample {i}") for i in batch], None)
+
+    seen = []
+    with pytest.raises(DataError, match="lines.jsonl:4"):
+        for prepared in prefetched([[0, 1], [2], [3], [4]], prepare):
+            seen.append([i for i, _ in prepared.samples])
+    assert seen == [[0, 1], [2]]
+    assert [p.size for p in prefetched([[0, 1], [2]], prepare)] == [2, 1]

@@ -133,7 +133,7 @@ def cmd_compare(args, overrides: list[str]) -> int:
 
 
 def cmd_predict(args, overrides: list[str]) -> int:
-    from docvlm.config import DataConfig, DatasetConfig
+    from docvlm.config import DataConfig, DatasetConfig, GenerationConfig
     from docvlm.data.schema import PixelBudget
     from docvlm.data.sources import load_role
     from docvlm.models.loading import is_run_dir, load_tuned
@@ -153,7 +153,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
     saved = pixel_budget_of(loaded.processor, loaded.spec)
     budget = PixelBudget(args.min_pixels or saved.min_pixels, args.max_pixels or saved.max_pixels)
     generation = cfg.generation if cfg else None
-    batch_size = args.batch_size or (generation.batch_size if generation else 8)
+    batch_size = args.batch_size or (generation or GenerationConfig()).batch_size
     max_new_tokens = args.max_new_tokens or (generation.max_new_tokens if generation else 256)
     # A bare model folder starts from its family's generation defaults (Florence-2: 3 beams).
     num_beams = generation.num_beams if generation else loaded.spec.generation.get("num_beams", 1)
@@ -198,7 +198,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     meter = LatencyMeter(batch_size)
     meter.start()
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
-                           progress=not args.quiet, meter=meter)
+                           progress=not args.quiet, meter=meter,
+                           max_batch_visual_tokens=(generation or GenerationConfig()).max_batch_visual_tokens)
     write_predictions(rows, output)
     latency = meter.summary(price)
     write_json(output.with_name(output.name + ".timing.json"), latency)
@@ -387,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ALTO inputs: one String per word with SP between (default: one String per line)")
     predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl); for "
                          "PAGE/ALTO inputs an output folder (default: RUN/predictions/pages)")
-    predict.add_argument("--batch-size", type=int, help="images per generation batch")
+    predict.add_argument("--batch-size", type=int, help="most images per generation batch (default: the run's generation.batch_size, or 32; a batch also closes at generation.max_batch_visual_tokens)")
     predict.add_argument("--max-new-tokens", type=int, help="longest answer")
     predict.add_argument("--prompt", help="instruction (default: the run's dataset prompt); Florence-2: a task "
                          "prompt such as '<OCR>', '<OD>', '<OCR_WITH_REGION>' or '<CAPTION_TO_PHRASE_GROUNDING>a cat'")

@@ -67,4 +67,40 @@ def longest_first(records: list[Record], processor: Any, spec: Any) -> list[int]
     """Indices of ``records`` by expected generation cost, largest image first (stable, so equal
     images keep their order); images of unknown size come last in their original order."""
     visual = visual_token_counts(records, processor, spec)
-    return sorted(range(len(records)), key=lambda i: (visual[i] is None, -(visual[i] or 0)))
+    return _longest_first(visual)
+
+
+def _longest_first(visual: list[int | None]) -> list[int]:
+    return sorted(range(len(visual)), key=lambda i: (visual[i] is None, -(visual[i] or 0)))
+
+
+def generation_batches(records: list[Record], processor: Any, spec: Any, batch_size: int,
+                       max_visual_tokens: int | None) -> list[list[int]]:
+    """Record indices in generation batches: longest images first, at most ``batch_size`` per
+    batch, and a batch closed early when its images' visual tokens would pass
+    ``max_visual_tokens`` (None: no limit). Batch size 1 keeps the input order."""
+    if batch_size <= 1:
+        return [[i] for i in range(len(records))]
+    visual = visual_token_counts(records, processor, spec)
+    return budget_batches(_longest_first(visual), visual, batch_size, max_visual_tokens)
+
+
+def budget_batches(order: list[int], visual: list[int | None], batch_size: int,
+                   max_visual_tokens: int | None) -> list[list[int]]:
+    """``order`` cut into consecutive batches of at most ``batch_size`` indices whose visual tokens
+    (``visual[i]``; None counts as 0: unknown without decoding) sum to at most
+    ``max_visual_tokens``; a single image above the limit gets a batch of its own."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for index in order:
+        cost = visual[index] or 0
+        over = max_visual_tokens is not None and current and tokens + cost > max_visual_tokens
+        if len(current) == batch_size or over:
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(index)
+        tokens += cost
+    if current:
+        batches.append(current)
+    return batches

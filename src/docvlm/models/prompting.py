@@ -317,10 +317,13 @@ class TrainingCollator:
 
 @torch.no_grad()
 def generate_answers(model: Any, chat: ChatFormat, samples: Sequence[Sample], max_new_tokens: int,
-                     num_beams: int = 1, **generate_options: Any) -> list[str]:
+                     num_beams: int = 1, encoded: dict | None = None, **generate_options: Any) -> list[str]:
     """Greedy (or beam) answers for one batch; prompts are left-padded so every row ends together.
-    ``generate_options`` go to ``model.generate`` (e.g. ``synced_gpus`` on sharded engines)."""
-    encoded = encode_prompts(chat, samples, padding_side="left")
+    ``encoded``: the samples' prompts as ``encode_prompts(..., padding_side="left")`` gave them
+    (encoded here when None). ``generate_options`` go to ``model.generate`` (e.g. ``synced_gpus``
+    on sharded engines)."""
+    if encoded is None:
+        encoded = encode_prompts(chat, samples, padding_side="left")
     device = next(model.parameters()).device
     encoded = {k: v.to(device) for k, v in encoded.items()}
     tokenizer = chat.processor.tokenizer

@@ -67,12 +67,12 @@ class _BatchTimer:
 
     def __exit__(self, *exc):
         if exc[0] is None:
-            _synchronize()
+            synchronize()
             self.meter.add_batch(self.samples, time.perf_counter() - self.started)
         return False
 
 
-def _synchronize() -> None:
+def synchronize() -> None:
     import torch
 
     if torch.cuda.is_available():

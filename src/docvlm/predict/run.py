@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from contextlib import nullcontext
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from docvlm.config import DataConfig, DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
-from docvlm.models.lengths import longest_first
+from docvlm.models.lengths import generation_batches
 from docvlm.models.loading import Loaded
-from docvlm.models.prompting import ChatFormat, generate_answers
+from docvlm.models.prompting import ChatFormat, encode_prompts, generate_answers
 from docvlm.predict.regions import draw_regions, parse_regions, region_task
 
 log = logging.getLogger(__name__)
@@ -29,50 +31,102 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 
 def predict_samples(loaded: Loaded, samples: SampleSet, batch_size: int, max_new_tokens: int,
                     num_beams: int = 1, progress: bool = True, draw_dir: str | Path | None = None,
-                    meter: Any = None) -> list[dict]:
+                    meter: Any = None, max_batch_visual_tokens: int | None = None) -> list[dict]:
     """One row per readable sample: id, prediction, reference (when known), image, dataset; for a
     Florence-2 region task also ``regions`` (boxes and labels in image pixels), drawn into
-    ``draw_dir`` as ``<id>.png`` when given. ``meter`` (a :class:`~docvlm.predict.latency.LatencyMeter`)
-    times each batch's prompt encoding and generation (image decoding excluded)."""
+    ``draw_dir`` as ``<id>.png`` when given.
+
+    Batches hold images of similar size (largest first; rows go back to input order), at most
+    ``batch_size`` and at most ``max_batch_visual_tokens`` visual tokens (estimated from image
+    headers). While one batch generates, the next one's images are decoded and its prompts encoded
+    in a background thread. ``meter`` (a :class:`~docvlm.predict.latency.LatencyMeter`) times what
+    each batch adds to the wall time: its generation plus any wait for its inputs."""
     from docvlm.progress import bar as progress_bar
 
     chat = ChatFormat(loaded.processor, loaded.spec)
     rows: list[tuple[int, dict]] = []
-    # Batches of similar images (largest first) waste less on padding; rows go back to input order.
     records = samples.records if hasattr(samples, "records") else [sample.record for sample in samples]
-    indices = longest_first(records, loaded.processor, loaded.spec) if batch_size > 1 \
-        else list(range(len(samples)))
+    batches = generation_batches(records, loaded.processor, loaded.spec, batch_size, max_batch_visual_tokens)
     # As a context manager the bar ends its line even when a bad input stops the loop, so the
     # error message that follows starts on a line of its own.
-    with progress_bar(total=len(indices), desc="predict", unit="sample", enabled=progress) as bar:
-        _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
-                         meter)
+    with progress_bar(total=len(records), desc="predict", unit="sample", enabled=progress) as bar:
+        for prepared in prefetched(batches, lambda batch: _prepare(chat, samples, batch), meter):
+            if prepared.samples:
+                answers = generate_answers(loaded.model, chat, [s for _, s in prepared.samples], max_new_tokens,
+                                           num_beams, encoded=prepared.encoded)
+                rows += _rows(loaded, prepared.samples, answers, draw_dir)
+            prepared.done()
+            bar.update(prepared.size)
     return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
-def _predict_batches(loaded, chat, samples, indices, batch_size, max_new_tokens, num_beams, draw_dir, rows, bar,
-                     meter):
-    for start in range(0, len(indices), batch_size):
-        pairs = [(i, s) for i, s in ((i, samples[i]) for i in indices[start:start + batch_size]) if s is not None]
-        batch = [s for _, s in pairs]
-        if batch:
-            with meter.timed(len(batch)) if meter is not None else nullcontext():
-                answers = generate_answers(loaded.model, chat, batch, max_new_tokens, num_beams)
-            for (index, sample), answer in zip(pairs, answers):
-                record = sample.record
-                row = {"id": record.id, "prediction": answer, "reference": record.target or None,
-                       "image": record.image_ref if isinstance(record.image_ref, str) else None,
-                       "dataset": record.dataset, "group": record.group, "language": record.language}
-                if len(record.all_references) > 1:
-                    row["references"] = list(record.all_references)
-                task = region_task(loaded.processor, record.prompt)
-                if task:
-                    row["regions"] = parse_regions(loaded.processor, task, answer, sample.image.size)
-                    if draw_dir is not None:
-                        row["drawing"] = str(draw_regions(sample.image, row["regions"],
-                                                          Path(draw_dir) / f"{_file_stem(record.id)}.png"))
-                rows.append((index, row))
-        bar.update(min(batch_size, len(indices) - start))
+@dataclass
+class PreparedBatch:
+    """A generation batch with its images decoded and prompts encoded (``encoded``: None when
+    every sample of the batch was skipped)."""
+
+    size: int
+    samples: list[tuple[int, Any]]
+    encoded: dict | None
+    done: Callable[[], None] = lambda: None
+
+
+def _prepare(chat: ChatFormat, samples: SampleSet, batch: list[int]) -> PreparedBatch:
+    chosen = [(i, s) for i, s in ((i, samples[i]) for i in batch) if s is not None]  # None: a counted skip
+    encoded = encode_prompts(chat, [s for _, s in chosen], padding_side="left") if chosen else None
+    return PreparedBatch(len(batch), chosen, encoded)
+
+
+def prefetched(batches: list[list[int]], prepare: Callable[[list[int]], PreparedBatch],
+               meter: Any = None) -> Iterator[PreparedBatch]:
+    """``prepare(batch)`` for each batch, one batch ahead in a background thread, so that image
+    decoding and the processor (PIL, numpy and the Rust tokenizer release the GIL for most of
+    their work) overlap the previous batch's generation. Batches come back in order; an error
+    raised preparing a batch is raised when that batch is due, after the batches before it."""
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docvlm-prefetch") as pool:
+        pending = pool.submit(prepare, batches[0])
+        try:
+            for position in range(len(batches)):
+                waited = time.perf_counter()
+                prepared = pending.result()
+                if position + 1 < len(batches):
+                    pending = pool.submit(prepare, batches[position + 1])
+                if meter is not None and prepared.samples:
+                    prepared.done = _batch_timing(meter, len(prepared.samples), waited)
+                yield prepared
+        finally:
+            pending.cancel()
+
+
+def _batch_timing(meter: Any, samples: int, started: float) -> Callable[[], None]:
+    def done() -> None:
+        from docvlm.predict.latency import synchronize
+
+        synchronize()
+        meter.add_batch(samples, time.perf_counter() - started)
+
+    return done
+
+
+def _rows(loaded: Loaded, chosen: list[tuple[int, Any]], answers: list[str], draw_dir) -> list[tuple[int, dict]]:
+    rows = []
+    for (index, sample), answer in zip(chosen, answers):
+        record = sample.record
+        row = {"id": record.id, "prediction": answer, "reference": record.target or None,
+               "image": record.image_ref if isinstance(record.image_ref, str) else None,
+               "dataset": record.dataset, "group": record.group, "language": record.language}
+        if len(record.all_references) > 1:
+            row["references"] = list(record.all_references)
+        task = region_task(loaded.processor, record.prompt)
+        if task:
+            row["regions"] = parse_regions(loaded.processor, task, answer, sample.image.size)
+            if draw_dir is not None:
+                row["drawing"] = str(draw_regions(sample.image, row["regions"],
+                                                  Path(draw_dir) / f"{_file_stem(record.id)}.png"))
+        rows.append((index, row))
+    return rows
 
 
 def _file_stem(sample_id: str) -> str:

@@ -126,7 +126,7 @@ def output_name(xml: Path, root: Path | None, single_file: bool) -> Path:
 def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, budget: PixelBudget,
                   batch_size: int, max_new_tokens: int, num_beams: int, on_bad: str, options: WriteOptions,
                   line_padding: int = 0, mask_polygon: bool = False, progress: bool = True,
-                  meter: Any = None) -> dict:
+                  meter: Any = None, max_batch_visual_tokens: int | None = None) -> dict:
     """Transcribe every line of the pages and write the XML copies and ``predictions.jsonl`` into
     ``output``; returns a summary (counts, files, skips)."""
     from docvlm.predict.run import predict_samples, write_predictions
@@ -137,7 +137,8 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
         raise DataError(f"input not found: {missing[0]}")
     plan = _output_plan(paths, output)
     samples = layout_samples(paths, prompt, budget, on_bad, line_padding, mask_polygon)
-    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress, meter=meter)
+    rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress, meter=meter,
+                           max_batch_visual_tokens=max_batch_visual_tokens)
     by_id = {record.id: record for record in samples.records}
     confidences = line_confidences(loaded, samples, rows, batch_size)
     predictions: dict[str, dict[int, tuple[str, float | None]]] = defaultdict(dict)
@@ -491,6 +492,12 @@ def _indent_like_siblings(parent, element, siblings: list[Any]) -> None:
 # The command line's entry
 
 
+def _generation(cfg: Any):
+    from docvlm.config import GenerationConfig
+
+    return cfg.generation if cfg is not None else GenerationConfig()
+
+
 def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: PixelBudget, batch_size: int,
                       max_new_tokens: int, num_beams: int, on_bad: str) -> int:
     """``docvlm predict RUN pages/ --output out/``: called by the CLI when an input is PAGE/ALTO."""
@@ -514,7 +521,8 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     meter = LatencyMeter(batch_size)
     meter.start()
     summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
-                            on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter)
+                            on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter,
+                            max_batch_visual_tokens=_generation(cfg).max_batch_visual_tokens)
     latency = meter.summary(price)
     write_json(output / "predictions.jsonl.timing.json", latency)
     skipped = summary["skips"]["skipped_total"]

@@ -173,7 +173,8 @@ def task_scores(loaded: Loaded, cfg: Config) -> dict:
             continue
         samples = samples.head(cfg.evaluate.max_samples)
         rows = predict_samples(loaded, samples, cfg.generation.batch_size, cfg.generation.max_new_tokens,
-                               cfg.generation.num_beams, progress=False)
+                               cfg.generation.num_beams, progress=False,
+                               max_batch_visual_tokens=cfg.generation.max_batch_visual_tokens)
         for row in rows:
             row["references"] = row.get("references") or [row["reference"] or ""]
         metric = TASK_METRICS[dataset.task][0]

@@ -11,8 +11,8 @@ process, so peak RSS is that row's own):
   checkpointing like the docvlm row (TRL's defaults are bf16 autocast and checkpointing);
 - ``docvlm``: ``docvlm train`` (``run_training``, the real code path), batch 16;
 - ``compute-only``: the same kind of batches built beforehand by docvlm's collator, then only
-  forward + backward (docvlm's answer-only loss) + clipping + optimizer step: the ceiling for any
-  data pipeline and training loop around that computation.
+  forward + backward (docvlm's answer-only loss) + clipping + the Trainer's optimizer (fused
+  AdamW): the ceiling for any data pipeline and training loop around that computation.
 
 A second shape (``--shape vocab``) gives the same model Qwen2-VL's real vocabulary size (151 936
 rows in the tied embedding / LM head), where the head and its logits dominate memory and time; its
@@ -205,7 +205,11 @@ def row_compute_only(model: str, data: str, out: Path, steps: int, batch: int, e
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     positions = sum(int(b["input_ids"].numel()) for b in batches)
     loss_of = compute_loss_function(model_)
-    optimizer = torch.optim.AdamW(model_.parameters(), lr=cfg.train.learning_rate)
+    # The optimizer docvlm's Trainer builds (TrainingArguments' default on torch >= 2.8:
+    # adamw_torch_fused; weight decay 0 as in the config), so that only the data pipeline and the
+    # Trainer's own work separate the docvlm row from this one.
+    optimizer = torch.optim.AdamW(model_.parameters(), lr=cfg.train.learning_rate,
+                                  weight_decay=cfg.train.weight_decay, fused=True)
     model_.train()
     clock, start_rss = StepClock(), rss_mib()
     for inputs in batches:

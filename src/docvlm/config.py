@@ -245,9 +245,11 @@ class TrainConfig:
     """Keep at most this many checkpoints (the best one is always kept)."""
     seed: int = 42
     """Seed for shuffling, dropout and initialisation of adapters."""
-    dataloader_workers: int = 0
+    dataloader_workers: int | Literal["auto"] = "auto"
     """Worker processes that decode images and run the processor while the model computes
-    (0: in the training process). Skips made in workers are counted in the run's data report."""
+    (0: in the training process). ``auto``: up to 4 per process on a GPU; on a CPU with >= 2 cores
+    one worker, and torch keeps the other cores for its threads (docvlm/train/workers.py says what
+    was measured). Skips made in workers are counted in the run's data report."""
     dataloader_prefetch: int = 2
     """Batches each worker prepares ahead (used when ``dataloader_workers`` > 0)."""
     group_by_length: bool = False
@@ -596,7 +598,7 @@ def _validate_roles_seams_retention(config: Config) -> None:
 
 def _loader_problems(train: TrainConfig) -> list[tuple[str, str]]:
     problems = []
-    if train.dataloader_workers < 0:
+    if train.dataloader_workers != "auto" and train.dataloader_workers < 0:
         problems.append(("train.dataloader_workers", f"{train.dataloader_workers} is below 0"))
     if train.dataloader_prefetch < 1:
         problems.append(("train.dataloader_prefetch", f"{train.dataloader_prefetch} is below 1 (batches per worker)"))
@@ -865,7 +867,7 @@ def _train_problems(config: Config) -> list[tuple[str, str]]:
     if t.max_steps == -1 and not t.num_epochs > 0:
         problems.append(("train.num_epochs", f"must be > 0 when max_steps is -1, got {t.num_epochs:g}"))
     non_negative = {"weight_decay": t.weight_decay, "warmup": t.warmup, "max_grad_norm": t.max_grad_norm,
-                    "eval_steps": t.eval_steps, "dataloader_workers": t.dataloader_workers}
+                    "eval_steps": t.eval_steps}
     problems += [(f"train.{key}", f"must be >= 0, got {value}") for key, value in non_negative.items() if value < 0]
     evaluating = t.eval_steps > 0 and any(d.eval_split for d in config.data.datasets)
     if evaluating and t.save_steps >= 1 and t.save_steps % t.eval_steps:

@@ -5,6 +5,11 @@ with ``train.dataloader_workers > 0`` would report no skips at all. Here a skipp
 returned as a ``Skipped`` marker that travels with its batch (the collator lists the batch's skips
 under ``SKIPS_KEY``) and the main process adds it to the real report when the batch arrives
 (``docvlm.train.batching``). Without workers the reports are filled in place, as before.
+
+An error a worker meets (``on_bad_sample: error``: an unreadable image, a sample too long) would
+reach the main process as torch's multi-line "Caught BadSample in DataLoader worker process 0"
+with the worker's traceback. It travels back as a ``Failed`` marker instead (a batch holding
+``FAILED_KEY``) and is raised in the main process as the same one-line ``DataError``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,22 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from docvlm.errors import DataError, DocVLMError
+
 SKIPS_KEY = "docvlm_skips"
 """Batch key holding ``(report name, reason, message, sample key)`` for each sample skipped in a
 worker; the key lets the main process count a sample once however many epochs meet it."""
+
+
+FAILED_KEY = "docvlm_failed"
+"""Batch key holding the message of an error met while a worker built the batch."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A sample (or batch) a worker process could not build, with the one-line error message."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,10 @@ class WorkerSafeSamples:
         if not in_worker():
             return self.samples[index]  # the main process counts skips in place
         before = [(Counter(part.report.skipped), len(part.report.examples)) for part in self.parts]
-        sample = self.samples[index]
+        try:
+            sample = self.samples[index]
+        except DocVLMError as error:
+            return Failed(str(error))
         if sample is not None:
             return sample
         for name, part, (counts, examples) in zip(self.report_names, self.parts, before):
@@ -73,3 +94,16 @@ class WorkerSafeSamples:
 def _record_key(samples: Any, index: int) -> Any:
     records = getattr(samples, "records", None)
     return getattr(records[index], "key", None) if records is not None and index < len(records) else None
+
+
+def raise_worker_error(batch: Any) -> None:
+    """Raise, in the main process, the error a worker met while building ``batch``."""
+    if isinstance(batch, dict) and FAILED_KEY in batch:
+        raise DataError(batch[FAILED_KEY])
+
+
+def worker_errors_raised(batches: Any):
+    """``batches`` passed through, raising a worker's error when its batch comes up."""
+    for batch in batches:
+        raise_worker_error(batch)
+        yield batch

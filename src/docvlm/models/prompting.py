@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import torch
 
 from docvlm.data.schema import PixelBudget, Sample, SkipReport
-from docvlm.data.skips import SKIPS_KEY, Skipped, in_worker
-from docvlm.errors import ConfigError, DataError, ModelError
+from docvlm.data.skips import FAILED_KEY, SKIPS_KEY, Failed, Skipped, in_worker
+from docvlm.errors import ConfigError, DataError, DocVLMError, ModelError
 from docvlm.models.families import FamilySpec
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,17 @@ class TrainingCollator:
     made outside a sample set."""
 
     def __call__(self, samples: list) -> dict[str, torch.Tensor]:
+        failed = next((s for s in samples if isinstance(s, Failed)), None)
+        if failed is not None:
+            return {FAILED_KEY: failed.message}
+        if not in_worker():
+            return self._collate(samples)
+        try:
+            return self._collate(samples)
+        except DocVLMError as error:  # raised as the same one line by the main process
+            return {FAILED_KEY: str(error)}
+
+    def _collate(self, samples: list) -> dict[str, torch.Tensor]:
         # None: skipped at decode time and counted in place; Skipped: skipped in a worker process.
         skips = [(s.report, s.reason, s.message, s.key) for s in samples if isinstance(s, Skipped)]
         skips += [(m.report, m.reason, m.message, m.key) for s in samples if s is not None

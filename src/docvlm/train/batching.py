@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from docvlm.data.schema import SkipReport
-from docvlm.data.skips import SKIPS_KEY
+from docvlm.data.skips import SKIPS_KEY, raise_worker_error, worker_errors_raised
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,12 @@ class BatchingMixin:
         matches = [report for key, report in reports.items() if key.startswith(name + "/")]
         return matches[0] if len(matches) == 1 else None
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        # Checked as each batch arrives: the Trainer looks into a batch's labels before preparing it.
+        return super().get_batch_samples(worker_errors_raised(epoch_iterator), num_batches, device)
+
     def _prepare_inputs(self, inputs):
+        raise_worker_error(inputs)
         skips = inputs.pop(SKIPS_KEY, None) if isinstance(inputs, dict) else None
         for name, reason, message, key in skips or ():
             if not self.model.training:  # the eval-loss loader shares the collator: its skips are eval's

@@ -26,14 +26,26 @@ worker; the key lets the main process count a sample once however many epochs me
 
 
 FAILED_KEY = "docvlm_failed"
-"""Batch key holding the message of an error met while a worker built the batch."""
+"""Batch key holding the ``Failed`` marker of an error met while a worker built the batch."""
 
 
 @dataclass(frozen=True)
 class Failed:
-    """A sample (or batch) a worker process could not build, with the one-line error message."""
+    """A sample (or batch) a worker process could not build: the error's class and message."""
 
     message: str
+    error: type = DataError
+
+    @classmethod
+    def of(cls, error: DocVLMError) -> "Failed":
+        return cls(str(error), type(error))
+
+    def raise_it(self) -> None:
+        try:
+            error = self.error(self.message)
+        except TypeError:  # a class that needs more than the message (BadSample): its base
+            error = DataError(self.message)
+        raise error
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class WorkerSafeSamples:
         try:
             sample = self.samples[index]
         except DocVLMError as error:
-            return Failed(str(error))
+            return Failed.of(error)
         if sample is not None:
             return sample
         for name, part, (counts, examples) in zip(self.report_names, self.parts, before):
@@ -99,7 +111,7 @@ def _record_key(samples: Any, index: int) -> Any:
 def raise_worker_error(batch: Any) -> None:
     """Raise, in the main process, the error a worker met while building ``batch``."""
     if isinstance(batch, dict) and FAILED_KEY in batch:
-        raise DataError(batch[FAILED_KEY])
+        batch[FAILED_KEY].raise_it()
 
 
 def worker_errors_raised(batches: Any):

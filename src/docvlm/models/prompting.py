@@ -210,13 +210,13 @@ class TrainingCollator:
     def __call__(self, samples: list) -> dict[str, torch.Tensor]:
         failed = next((s for s in samples if isinstance(s, Failed)), None)
         if failed is not None:
-            return {FAILED_KEY: failed.message}
+            return {FAILED_KEY: failed}
         if not in_worker():
             return self._collate(samples)
         try:
             return self._collate(samples)
         except DocVLMError as error:  # raised as the same one line by the main process
-            return {FAILED_KEY: str(error)}
+            return {FAILED_KEY: Failed.of(error)}
 
     def _collate(self, samples: list) -> dict[str, torch.Tensor]:
         # None: skipped at decode time and counted in place; Skipped: skipped in a worker process.

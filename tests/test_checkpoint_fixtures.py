@@ -44,20 +44,39 @@ def test_family_is_detected_from_the_published_config(family):
 
 # --- the spec against a model built from the real config ---------------------------------------
 
-def scaled_qwen2_vl():
-    """Qwen2-VL-2B's config with 1 layer per tower and small widths; module names are unchanged."""
-    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
-
-    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_vl")
+def _scale_qwen_text(config) -> None:
+    """One decoder layer and small widths; module names are unchanged."""
     text = config.text_config
     text.num_hidden_layers, text.hidden_size, text.intermediate_size = 1, 64, 128
     text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
     text.layer_types = text.layer_types[:1]
     # M-RoPE sections split half the head dimension (16 / 2 = 8), as [16, 24, 24] split 128 / 2.
     text.rope_parameters = {**text.rope_parameters, "mrope_section": [2, 3, 3]}
+
+
+def scaled_qwen2_vl():
+    """Qwen2-VL-2B's config with 1 layer per tower and small widths."""
+    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_vl")
+    _scale_qwen_text(config)
     vision = config.vision_config
     vision.depth, vision.embed_dim, vision.num_heads, vision.hidden_size = 1, 32, 2, 64
     return Qwen2VLForConditionalGeneration(config)
+
+
+def scaled_qwen2_5_vl():
+    """Qwen2.5-VL-3B-Instruct's config (window-attention vision tower, SwiGLU vision MLP) scaled
+    down the same way."""
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_5_vl")
+    _scale_qwen_text(config)
+    vision = config.vision_config
+    vision.depth, vision.hidden_size, vision.intermediate_size = 2, 32, 64
+    vision.num_heads, vision.out_hidden_size = 2, 64
+    vision.fullatt_block_indexes = [1]  # one windowed and one full-attention block, as 7/15/23/31 of 32
+    return Qwen2_5_VLForConditionalGeneration(config)
 
 
 def florence_native_config(original: dict):
@@ -85,7 +104,7 @@ def scaled_florence2():
     return Florence2ForConditionalGeneration(florence_native_config(published("florence2", "config.json")))
 
 
-SCALED = {"qwen2_vl": scaled_qwen2_vl, "florence2": scaled_florence2}
+SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "florence2": scaled_florence2}
 
 
 @pytest.mark.parametrize("family", sorted(SCALED))
@@ -168,26 +187,31 @@ def test_florence2_task_prompts_and_answer_parsing_match_the_published_processor
 
 # --- the real processor settings through a docvlm checkpoint ------------------------------------
 
-def test_qwen2_vl_published_pixel_budget_round_trips(tiny_models, tmp_path):
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_published_pixel_budget_round_trips(family, tiny_models, tmp_path):
     """The published min/max_pixels are what docvlm reads as the budget, and a docvlm budget is
     written back under the keys the real processor reads."""
     from transformers import AutoProcessor, Qwen2VLImageProcessor
 
     from docvlm.models.prompting import pixel_budget_of
 
-    real = published("qwen2_vl", "preprocessor_config.json")
+    real = published(family, "preprocessor_config.json")
     assert real["image_processor_type"] == "Qwen2VLImageProcessor"
-    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
+    processor = load_processor(str(tiny_models[family]), ModelConfig())
+    assert type(processor).__name__ == real["processor_class"]
     processor.image_processor = Qwen2VLImageProcessor(
         **{k: v for k, v in real.items() if k not in ("image_processor_type", "processor_class")})
-    assert pixel_budget_of(processor, FAMILIES["qwen2_vl"]) == PixelBudget(real["min_pixels"], real["max_pixels"])
-    apply_pixel_budget(processor, FAMILIES["qwen2_vl"], PixelBudget(28 * 28 * 4, 28 * 28 * 256))
+    spec = FAMILIES[family]
+    assert pixel_budget_of(processor, spec) == PixelBudget(real["min_pixels"], real["max_pixels"])
+    apply_pixel_budget(processor, spec, PixelBudget(28 * 28 * 4, 28 * 28 * 256))
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text())["image_processor"]
     assert "max_pixels" not in saved  # a stale max_pixels would override the saved size on loading
-    reloaded = AutoProcessor.from_pretrained(tmp_path).image_processor
-    assert (reloaded.size["shortest_edge"], reloaded.size["longest_edge"]) == (3136, 200704)
-    assert (reloaded.patch_size, reloaded.merge_size) == (real["patch_size"], real["merge_size"])
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    assert type(reloaded).__name__ == real["processor_class"]
+    image_processor = reloaded.image_processor
+    assert (image_processor.size["shortest_edge"], image_processor.size["longest_edge"]) == (3136, 200704)
+    assert (image_processor.patch_size, image_processor.merge_size) == (real["patch_size"], real["merge_size"])
 
 
 def florence2_with_published_image_settings(tiny_models):
@@ -227,3 +251,21 @@ def test_florence2_published_image_size_round_trips(tiny_models, tmp_path):
     pixels = AutoProcessor.from_pretrained(tmp_path / "lines")(
         text="<OCR>", images=Image.new("RGB", (100, 30)), return_tensors="pt")["pixel_values"]
     assert tuple(pixels.shape[-2:]) == (384, 1536)
+
+
+# --- the original Florence-2 layout is refused in one line ---------------------------------------
+
+def test_original_remote_code_florence2_is_refused_with_the_converted_name(tmp_path):
+    """microsoft/Florence-2-base-ft's own config.json (written for its remote code) gets one error
+    that names the converted checkpoint, not transformers' list of every model type."""
+    from docvlm.errors import ModelError
+    from docvlm.models.loading import load_base
+
+    (tmp_path / "config.json").write_bytes((FIXTURES / "florence2" / "config.json").read_bytes())
+    with pytest.raises(ModelError) as error:
+        load_base(ModelConfig(name_or_path=str(tmp_path)))
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 400
+    assert "remote-code layout" in message and "florence-community/Florence-2-base-ft" in message
+    with pytest.raises(ModelError, match="converted checkpoint florence-community/Florence-2-large "):
+        load_base(ModelConfig(name_or_path="microsoft/Florence-2-large"))  # offline: known by name

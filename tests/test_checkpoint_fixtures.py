@@ -49,7 +49,8 @@ def _scale_qwen_text(config) -> None:
     text = config.text_config
     text.num_hidden_layers, text.hidden_size, text.intermediate_size = 1, 64, 128
     text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
-    text.layer_types = text.layer_types[:1]
+    if getattr(text, "layer_types", None):  # Qwen2-VL / Qwen2.5-VL list one entry per layer
+        text.layer_types = text.layer_types[:1]
     # M-RoPE sections split half the head dimension (16 / 2 = 8), as [16, 24, 24] split 128 / 2.
     text.rope_parameters = {**text.rope_parameters, "mrope_section": [2, 3, 3]}
 
@@ -79,6 +80,22 @@ def scaled_qwen2_5_vl():
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
+def scaled_qwen3_vl():
+    """Qwen3-VL's config (published with Qwen3-VL-Embedding-8B: Qwen3-VL-8B's architecture, deepstack
+    mergers) scaled down; the interleaved M-RoPE sections split half the 16-wide head."""
+    from transformers import AutoConfig, Qwen3VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen3_vl")
+    _scale_qwen_text(config)
+    config.text_config.head_dim = 16
+    config.text_config.rope_parameters = {**config.text_config.rope_parameters, "mrope_section": [3, 3, 2]}
+    vision = config.vision_config
+    vision.depth, vision.hidden_size, vision.intermediate_size = 2, 32, 64
+    vision.num_heads, vision.out_hidden_size, vision.num_position_embeddings = 2, 64, 64
+    vision.deepstack_visual_indexes = [0]  # one deepstack merger, as 8/16/24 of 27
+    return Qwen3VLForConditionalGeneration(config)
+
+
 def florence_native_config(original: dict):
     """microsoft/Florence-2-base-ft's config.json (written for its remote code: ``florence2_language``
     text config, DaViT keys ``dim_embed``/``image_pos_embed``) as transformers' native Florence2Config,
@@ -104,7 +121,8 @@ def scaled_florence2():
     return Florence2ForConditionalGeneration(florence_native_config(published("florence2", "config.json")))
 
 
-SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "florence2": scaled_florence2}
+SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "qwen3_vl": scaled_qwen3_vl,
+          "florence2": scaled_florence2}
 
 
 @pytest.mark.parametrize("family", sorted(SCALED))
@@ -139,14 +157,27 @@ def _sample(target: str, prompt: str, budget: PixelBudget) -> Sample:
     return Sample(record, Image.new("RGB", (112, 28), "white"))
 
 
-def test_qwen2_vl_labels_with_the_published_template(tiny_models):
-    """Qwen2-VL-Instruct's template writes a default system turn; the labels must still be exactly the
-    answer + <|im_end|>, and the prompt tokens exactly what the template renders for inference."""
-    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
-    processor.chat_template = published("qwen2_vl", "instruct_chat_template.json")["chat_template"]
-    chat = ChatFormat(processor, FAMILIES["qwen2_vl"])
-    samples = [_sample("1234", "Transcribe the text in this image.", PixelBudget(784, 6272)),
-               _sample("7", "Read it.", PixelBudget(784, 6272))]
+# family -> (its published chat template, the system turn that template writes by default)
+CHAT_TEMPLATES = {
+    "qwen2_vl": (lambda: published("qwen2_vl", "instruct_chat_template.json")["chat_template"],
+                 "You are a helpful assistant."),
+    "qwen3_vl": (lambda: (FIXTURES / "qwen3_vl" / "chat_template.jinja").read_text(),
+                 "Represent the user's input."),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CHAT_TEMPLATES))
+def test_qwen_labels_with_the_published_template(family, tiny_models):
+    """Both published templates write a default system turn (Qwen2-VL-Instruct's, and Qwen3-VL-
+    Embedding's, whose Jinja also trims whitespace and reads ``content.type``); the labels must still
+    be exactly the answer + <|im_end|>, and the prompt tokens exactly what the template renders for
+    inference."""
+    template, system = CHAT_TEMPLATES[family]
+    processor = load_processor(str(tiny_models[family]), ModelConfig())
+    processor.chat_template = template()
+    chat = ChatFormat(processor, FAMILIES[family])
+    budget = PixelBudget(1024, 8192) if family == "qwen3_vl" else PixelBudget(784, 6272)
+    samples = [_sample("1234", "Transcribe the text in this image.", budget), _sample("7", "Read it.", budget)]
     batch = TrainingCollator(chat)(samples)
     tokenizer = processor.tokenizer
     for row, s in enumerate(samples):
@@ -156,8 +187,32 @@ def test_qwen2_vl_labels_with_the_published_template(tiny_models):
         assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
         assert (labels[: len(inference)] == IGNORE_INDEX).all()
         rendered = tokenizer.decode(inference).replace("<|image_pad|>", "")
-        assert rendered == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        assert rendered == (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
                             f"<|vision_start|><|vision_end|>{s.prompt}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_tiny_qwen_templates_render_like_the_published_ones(tiny_models):
+    """The tiny models' templates against the published files: Qwen2-VL's is the Instruct template
+    itself; Qwen3-VL's renders exactly like the published Qwen3-VL template once a conversation
+    brings its own system turn (without one, the Embedding checkpoint adds "Represent the user's
+    input.", which the Instruct checkpoints' template does not)."""
+    from docvlm.models.tiny import QWEN3_VL_CHAT_TEMPLATE, QWEN_VL_CHAT_TEMPLATE
+
+    assert QWEN_VL_CHAT_TEMPLATE == CHAT_TEMPLATES["qwen2_vl"][0]()
+    processor = load_processor(str(tiny_models["qwen3_vl"]), ModelConfig())
+    conversation = [
+        {"role": "system", "content": [{"type": "text", "text": "Read the line."}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What does it say?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "1234"}]},
+        {"role": "user", "content": "And this one?"},
+    ]
+    for generation_prompt in (True, False):
+        tiny, real = (processor.apply_chat_template(conversation, chat_template=template, tokenize=False,
+                                                    add_generation_prompt=generation_prompt)
+                      for template in (QWEN3_VL_CHAT_TEMPLATE, CHAT_TEMPLATES["qwen3_vl"][0]()))
+        assert tiny == real
+    assert "Represent the user's input." in processor.apply_chat_template(
+        conversation[1:], chat_template=CHAT_TEMPLATES["qwen3_vl"][0](), tokenize=False)
 
 
 def test_qwen2_vl_base_template_is_not_a_chat_template(tiny_models):
@@ -187,20 +242,19 @@ def test_florence2_task_prompts_and_answer_parsing_match_the_published_processor
 
 # --- the real processor settings through a docvlm checkpoint ------------------------------------
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_qwen_published_pixel_budget_round_trips(family, tiny_models, tmp_path):
     """The published min/max_pixels are what docvlm reads as the budget, and a docvlm budget is
     written back under the keys the real processor reads."""
-    from transformers import AutoProcessor, Qwen2VLImageProcessor
+    from transformers import AutoImageProcessor, AutoProcessor
 
     from docvlm.models.prompting import pixel_budget_of
 
     real = published(family, "preprocessor_config.json")
-    assert real["image_processor_type"] == "Qwen2VLImageProcessor"
+    assert real["image_processor_type"].startswith("Qwen2VLImageProcessor")
     processor = load_processor(str(tiny_models[family]), ModelConfig())
     assert type(processor).__name__ == real["processor_class"]
-    processor.image_processor = Qwen2VLImageProcessor(
-        **{k: v for k, v in real.items() if k not in ("image_processor_type", "processor_class")})
+    processor.image_processor = AutoImageProcessor.from_pretrained(FIXTURES / family)
     spec = FAMILIES[family]
     assert pixel_budget_of(processor, spec) == PixelBudget(real["min_pixels"], real["max_pixels"])
     apply_pixel_budget(processor, spec, PixelBudget(28 * 28 * 4, 28 * 28 * 256))

@@ -96,6 +96,21 @@ def scaled_qwen3_vl():
     return Qwen3VLForConditionalGeneration(config)
 
 
+def scaled_idefics3():
+    """granite-docling-258M's config (Idefics3: SigLIP tower, pixel-shuffle connector with scale
+    factor 4, Llama text model) scaled down."""
+    from transformers import AutoConfig, Idefics3ForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "idefics3")
+    text = config.text_config
+    text.num_hidden_layers, text.hidden_size, text.intermediate_size, text.head_dim = 1, 64, 128, 16
+    text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
+    text.pad_token_id = 0  # the published id (100257) lies beyond the scaled vocabulary
+    vision = config.vision_config
+    vision.num_hidden_layers, vision.hidden_size, vision.intermediate_size, vision.num_attention_heads = 1, 32, 64, 2
+    return Idefics3ForConditionalGeneration(config)
+
+
 def florence_native_config(original: dict):
     """microsoft/Florence-2-base-ft's config.json (written for its remote code: ``florence2_language``
     text config, DaViT keys ``dim_embed``/``image_pos_embed``) as transformers' native Florence2Config,
@@ -122,7 +137,7 @@ def scaled_florence2():
 
 
 SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "qwen3_vl": scaled_qwen3_vl,
-          "florence2": scaled_florence2}
+          "idefics3": scaled_idefics3, "florence2": scaled_florence2}
 
 
 @pytest.mark.parametrize("family", sorted(SCALED))
@@ -213,6 +228,41 @@ def test_tiny_qwen_templates_render_like_the_published_ones(tiny_models):
         assert tiny == real
     assert "Represent the user's input." in processor.apply_chat_template(
         conversation[1:], chat_template=CHAT_TEMPLATES["qwen3_vl"][0](), tokenize=False)
+
+
+def granite_docling_processor(tiny_models):
+    """docvlm's tiny Idefics3 processor with granite-docling-258M's chat template, its role and end
+    tokens (as its tokenizer_config.json names them) and its own image processor settings."""
+    from transformers import AutoImageProcessor, Idefics3Processor
+
+    real = published("idefics3", "tokenizer_config.json")
+    tokenizer = load_processor(str(tiny_models["idefics3"]), ModelConfig()).tokenizer
+    tokenizer.add_tokens([real["bos_token"], "<|end_of_role|>", real["eos_token"]], special_tokens=True)
+    tokenizer.eos_token = real["eos_token"]
+    return Idefics3Processor(image_processor=AutoImageProcessor.from_pretrained(FIXTURES / "idefics3"),
+                             tokenizer=tokenizer, image_seq_len=published("idefics3", "processor_config.json")[
+                                 "image_seq_len"], chat_template=(FIXTURES / "idefics3" / "chat_template.jinja").read_text())
+
+
+def test_idefics3_labels_with_granite_docling_template(tiny_models):
+    """granite-docling-258M is an Idefics3 model whose template closes turns with <|end_of_text|>
+    (its eos token), not SmolVLM's <end_of_utterance>: the labels are the answer + <|end_of_text|>,
+    and the prompt tokens what the template renders for inference."""
+    processor = granite_docling_processor(tiny_models)
+    chat = ChatFormat(processor, FAMILIES["idefics3"])
+    samples = [_sample("1234", "Convert this page to docling.", PixelBudget()), _sample("7", "OCR", PixelBudget())]
+    batch = TrainingCollator(chat)(samples)
+    tokenizer = processor.tokenizer
+    for row, s in enumerate(samples):
+        labels = batch["labels"][row]
+        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + "<|end_of_text|>"
+        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
+        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
+        assert (labels[: len(inference)] == IGNORE_INDEX).all()
+        rendered = tokenizer.decode(inference)
+        assert rendered.startswith("<|start_of_role|>user<|end_of_role|><fake_token_around_image>")
+        assert rendered.endswith(f"<fake_token_around_image>{s.prompt}<|end_of_text|>\n"
+                                 "<|start_of_role|>assistant<|end_of_role|>")
 
 
 def test_qwen2_vl_base_template_is_not_a_chat_template(tiny_models):
@@ -323,3 +373,37 @@ def test_original_remote_code_florence2_is_refused_with_the_converted_name(tmp_p
     assert "remote-code layout" in message and "florence-community/Florence-2-base-ft" in message
     with pytest.raises(ModelError, match="converted checkpoint florence-community/Florence-2-large "):
         load_base(ModelConfig(name_or_path="microsoft/Florence-2-large"))  # offline: known by name
+
+
+def test_idefics3_published_image_splitting_round_trips(tiny_models, tmp_path):
+    """granite-docling-258M's processor settings (images resized to a 2048-pixel long edge, split
+    into 512-pixel tiles plus a global view, 64 visual tokens each) load, count the visual tokens
+    as published, refuse a pixel-area budget, and survive a docvlm checkpoint with the options a
+    config may change."""
+    from transformers import AutoProcessor
+
+    from docvlm.errors import ConfigError
+    from docvlm.models.loading import apply_processor_options
+
+    real = published("idefics3", "preprocessor_config.json")
+    processor = granite_docling_processor(tiny_models)
+    spec = FAMILIES["idefics3"]
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    line = Image.new("RGB", (1024, 128), "white")  # -> 2048 x 256: 4 tiles of 512 + the global view
+    ids = processor(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == (4 + 1) * 64
+    with pytest.raises(ConfigError, match="no pixel-area budget"):
+        apply_pixel_budget(processor, spec, PixelBudget(784, 3136))
+    processor.save_pretrained(tmp_path / "as-published")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
+    assert reloaded.image_seq_len == published("idefics3", "processor_config.json")["image_seq_len"]
+    image_processor = reloaded.image_processor
+    assert image_processor.do_image_splitting is real["do_image_splitting"] is True
+    assert image_processor.size["longest_edge"] == real["size"]["longest_edge"]
+    assert image_processor.max_image_size == real["max_image_size"]
+    apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
+    processor.save_pretrained(tmp_path / "tuned")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")
+    assert (reloaded.image_processor.do_image_splitting, reloaded.image_processor.size["longest_edge"]) == (False, 1024)
+    ids = reloaded(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == 64  # one global view, no tiles

@@ -44,20 +44,71 @@ def test_family_is_detected_from_the_published_config(family):
 
 # --- the spec against a model built from the real config ---------------------------------------
 
-def scaled_qwen2_vl():
-    """Qwen2-VL-2B's config with 1 layer per tower and small widths; module names are unchanged."""
-    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
-
-    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_vl")
+def _scale_qwen_text(config) -> None:
+    """One decoder layer and small widths; module names are unchanged."""
     text = config.text_config
     text.num_hidden_layers, text.hidden_size, text.intermediate_size = 1, 64, 128
     text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
-    text.layer_types = text.layer_types[:1]
+    if getattr(text, "layer_types", None):  # Qwen2-VL / Qwen2.5-VL list one entry per layer
+        text.layer_types = text.layer_types[:1]
     # M-RoPE sections split half the head dimension (16 / 2 = 8), as [16, 24, 24] split 128 / 2.
     text.rope_parameters = {**text.rope_parameters, "mrope_section": [2, 3, 3]}
+
+
+def scaled_qwen2_vl():
+    """Qwen2-VL-2B's config with 1 layer per tower and small widths."""
+    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_vl")
+    _scale_qwen_text(config)
     vision = config.vision_config
     vision.depth, vision.embed_dim, vision.num_heads, vision.hidden_size = 1, 32, 2, 64
     return Qwen2VLForConditionalGeneration(config)
+
+
+def scaled_qwen2_5_vl():
+    """Qwen2.5-VL-3B-Instruct's config (window-attention vision tower, SwiGLU vision MLP) scaled
+    down the same way."""
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen2_5_vl")
+    _scale_qwen_text(config)
+    vision = config.vision_config
+    vision.depth, vision.hidden_size, vision.intermediate_size = 2, 32, 64
+    vision.num_heads, vision.out_hidden_size = 2, 64
+    vision.fullatt_block_indexes = [1]  # one windowed and one full-attention block, as 7/15/23/31 of 32
+    return Qwen2_5_VLForConditionalGeneration(config)
+
+
+def scaled_qwen3_vl():
+    """Qwen3-VL's config (published with Qwen3-VL-Embedding-8B: Qwen3-VL-8B's architecture, deepstack
+    mergers) scaled down; the interleaved M-RoPE sections split half the 16-wide head."""
+    from transformers import AutoConfig, Qwen3VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "qwen3_vl")
+    _scale_qwen_text(config)
+    config.text_config.head_dim = 16
+    config.text_config.rope_parameters = {**config.text_config.rope_parameters, "mrope_section": [3, 3, 2]}
+    vision = config.vision_config
+    vision.depth, vision.hidden_size, vision.intermediate_size = 2, 32, 64
+    vision.num_heads, vision.out_hidden_size, vision.num_position_embeddings = 2, 64, 64
+    vision.deepstack_visual_indexes = [0]  # one deepstack merger, as 8/16/24 of 27
+    return Qwen3VLForConditionalGeneration(config)
+
+
+def scaled_idefics3():
+    """granite-docling-258M's config (Idefics3: SigLIP tower, pixel-shuffle connector with scale
+    factor 4, Llama text model) scaled down."""
+    from transformers import AutoConfig, Idefics3ForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "idefics3")
+    text = config.text_config
+    text.num_hidden_layers, text.hidden_size, text.intermediate_size, text.head_dim = 1, 64, 128, 16
+    text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
+    text.pad_token_id = 0  # the published id (100257) lies beyond the scaled vocabulary
+    vision = config.vision_config
+    vision.num_hidden_layers, vision.hidden_size, vision.intermediate_size, vision.num_attention_heads = 1, 32, 64, 2
+    return Idefics3ForConditionalGeneration(config)
 
 
 def florence_native_config(original: dict):
@@ -85,7 +136,8 @@ def scaled_florence2():
     return Florence2ForConditionalGeneration(florence_native_config(published("florence2", "config.json")))
 
 
-SCALED = {"qwen2_vl": scaled_qwen2_vl, "florence2": scaled_florence2}
+SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "qwen3_vl": scaled_qwen3_vl,
+          "idefics3": scaled_idefics3, "florence2": scaled_florence2}
 
 
 @pytest.mark.parametrize("family", sorted(SCALED))
@@ -120,14 +172,27 @@ def _sample(target: str, prompt: str, budget: PixelBudget) -> Sample:
     return Sample(record, Image.new("RGB", (112, 28), "white"))
 
 
-def test_qwen2_vl_labels_with_the_published_template(tiny_models):
-    """Qwen2-VL-Instruct's template writes a default system turn; the labels must still be exactly the
-    answer + <|im_end|>, and the prompt tokens exactly what the template renders for inference."""
-    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
-    processor.chat_template = published("qwen2_vl", "instruct_chat_template.json")["chat_template"]
-    chat = ChatFormat(processor, FAMILIES["qwen2_vl"])
-    samples = [_sample("1234", "Transcribe the text in this image.", PixelBudget(784, 6272)),
-               _sample("7", "Read it.", PixelBudget(784, 6272))]
+# family -> (its published chat template, the system turn that template writes by default)
+CHAT_TEMPLATES = {
+    "qwen2_vl": (lambda: published("qwen2_vl", "instruct_chat_template.json")["chat_template"],
+                 "You are a helpful assistant."),
+    "qwen3_vl": (lambda: (FIXTURES / "qwen3_vl" / "chat_template.jinja").read_text(),
+                 "Represent the user's input."),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CHAT_TEMPLATES))
+def test_qwen_labels_with_the_published_template(family, tiny_models):
+    """Both published templates write a default system turn (Qwen2-VL-Instruct's, and Qwen3-VL-
+    Embedding's, whose Jinja also trims whitespace and reads ``content.type``); the labels must still
+    be exactly the answer + <|im_end|>, and the prompt tokens exactly what the template renders for
+    inference."""
+    template, system = CHAT_TEMPLATES[family]
+    processor = load_processor(str(tiny_models[family]), ModelConfig())
+    processor.chat_template = template()
+    chat = ChatFormat(processor, FAMILIES[family])
+    budget = PixelBudget(1024, 8192) if family == "qwen3_vl" else PixelBudget(784, 6272)
+    samples = [_sample("1234", "Transcribe the text in this image.", budget), _sample("7", "Read it.", budget)]
     batch = TrainingCollator(chat)(samples)
     tokenizer = processor.tokenizer
     for row, s in enumerate(samples):
@@ -137,8 +202,67 @@ def test_qwen2_vl_labels_with_the_published_template(tiny_models):
         assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
         assert (labels[: len(inference)] == IGNORE_INDEX).all()
         rendered = tokenizer.decode(inference).replace("<|image_pad|>", "")
-        assert rendered == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        assert rendered == (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
                             f"<|vision_start|><|vision_end|>{s.prompt}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_tiny_qwen_templates_render_like_the_published_ones(tiny_models):
+    """The tiny models' templates against the published files: Qwen2-VL's is the Instruct template
+    itself; Qwen3-VL's renders exactly like the published Qwen3-VL template once a conversation
+    brings its own system turn (without one, the Embedding checkpoint adds "Represent the user's
+    input.", which the Instruct checkpoints' template does not)."""
+    from docvlm.models.tiny import QWEN3_VL_CHAT_TEMPLATE, QWEN_VL_CHAT_TEMPLATE
+
+    assert QWEN_VL_CHAT_TEMPLATE == CHAT_TEMPLATES["qwen2_vl"][0]()
+    processor = load_processor(str(tiny_models["qwen3_vl"]), ModelConfig())
+    conversation = [
+        {"role": "system", "content": [{"type": "text", "text": "Read the line."}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What does it say?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "1234"}]},
+        {"role": "user", "content": "And this one?"},
+    ]
+    for generation_prompt in (True, False):
+        tiny, real = (processor.apply_chat_template(conversation, chat_template=template, tokenize=False,
+                                                    add_generation_prompt=generation_prompt)
+                      for template in (QWEN3_VL_CHAT_TEMPLATE, CHAT_TEMPLATES["qwen3_vl"][0]()))
+        assert tiny == real
+    assert "Represent the user's input." in processor.apply_chat_template(
+        conversation[1:], chat_template=CHAT_TEMPLATES["qwen3_vl"][0](), tokenize=False)
+
+
+def granite_docling_processor(tiny_models):
+    """docvlm's tiny Idefics3 processor with granite-docling-258M's chat template, its role and end
+    tokens (as its tokenizer_config.json names them) and its own image processor settings."""
+    from transformers import AutoImageProcessor, Idefics3Processor
+
+    real = published("idefics3", "tokenizer_config.json")
+    tokenizer = load_processor(str(tiny_models["idefics3"]), ModelConfig()).tokenizer
+    tokenizer.add_tokens([real["bos_token"], "<|end_of_role|>", real["eos_token"]], special_tokens=True)
+    tokenizer.eos_token = real["eos_token"]
+    return Idefics3Processor(image_processor=AutoImageProcessor.from_pretrained(FIXTURES / "idefics3"),
+                             tokenizer=tokenizer, image_seq_len=published("idefics3", "processor_config.json")[
+                                 "image_seq_len"], chat_template=(FIXTURES / "idefics3" / "chat_template.jinja").read_text())
+
+
+def test_idefics3_labels_with_granite_docling_template(tiny_models):
+    """granite-docling-258M is an Idefics3 model whose template closes turns with <|end_of_text|>
+    (its eos token), not SmolVLM's <end_of_utterance>: the labels are the answer + <|end_of_text|>,
+    and the prompt tokens what the template renders for inference."""
+    processor = granite_docling_processor(tiny_models)
+    chat = ChatFormat(processor, FAMILIES["idefics3"])
+    samples = [_sample("1234", "Convert this page to docling.", PixelBudget()), _sample("7", "OCR", PixelBudget())]
+    batch = TrainingCollator(chat)(samples)
+    tokenizer = processor.tokenizer
+    for row, s in enumerate(samples):
+        labels = batch["labels"][row]
+        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + "<|end_of_text|>"
+        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
+        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
+        assert (labels[: len(inference)] == IGNORE_INDEX).all()
+        rendered = tokenizer.decode(inference)
+        assert rendered.startswith("<|start_of_role|>user<|end_of_role|><fake_token_around_image>")
+        assert rendered.endswith(f"<fake_token_around_image>{s.prompt}<|end_of_text|>\n"
+                                 "<|start_of_role|>assistant<|end_of_role|>")
 
 
 def test_qwen2_vl_base_template_is_not_a_chat_template(tiny_models):
@@ -168,26 +292,30 @@ def test_florence2_task_prompts_and_answer_parsing_match_the_published_processor
 
 # --- the real processor settings through a docvlm checkpoint ------------------------------------
 
-def test_qwen2_vl_published_pixel_budget_round_trips(tiny_models, tmp_path):
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_qwen_published_pixel_budget_round_trips(family, tiny_models, tmp_path):
     """The published min/max_pixels are what docvlm reads as the budget, and a docvlm budget is
     written back under the keys the real processor reads."""
-    from transformers import AutoProcessor, Qwen2VLImageProcessor
+    from transformers import AutoImageProcessor, AutoProcessor
 
     from docvlm.models.prompting import pixel_budget_of
 
-    real = published("qwen2_vl", "preprocessor_config.json")
-    assert real["image_processor_type"] == "Qwen2VLImageProcessor"
-    processor = load_processor(str(tiny_models["qwen2_vl"]), ModelConfig())
-    processor.image_processor = Qwen2VLImageProcessor(
-        **{k: v for k, v in real.items() if k not in ("image_processor_type", "processor_class")})
-    assert pixel_budget_of(processor, FAMILIES["qwen2_vl"]) == PixelBudget(real["min_pixels"], real["max_pixels"])
-    apply_pixel_budget(processor, FAMILIES["qwen2_vl"], PixelBudget(28 * 28 * 4, 28 * 28 * 256))
+    real = published(family, "preprocessor_config.json")
+    assert real["image_processor_type"].startswith("Qwen2VLImageProcessor")
+    processor = load_processor(str(tiny_models[family]), ModelConfig())
+    assert type(processor).__name__ == real["processor_class"]
+    processor.image_processor = AutoImageProcessor.from_pretrained(FIXTURES / family)
+    spec = FAMILIES[family]
+    assert pixel_budget_of(processor, spec) == PixelBudget(real["min_pixels"], real["max_pixels"])
+    apply_pixel_budget(processor, spec, PixelBudget(28 * 28 * 4, 28 * 28 * 256))
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text())["image_processor"]
     assert "max_pixels" not in saved  # a stale max_pixels would override the saved size on loading
-    reloaded = AutoProcessor.from_pretrained(tmp_path).image_processor
-    assert (reloaded.size["shortest_edge"], reloaded.size["longest_edge"]) == (3136, 200704)
-    assert (reloaded.patch_size, reloaded.merge_size) == (real["patch_size"], real["merge_size"])
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    assert type(reloaded).__name__ == real["processor_class"]
+    image_processor = reloaded.image_processor
+    assert (image_processor.size["shortest_edge"], image_processor.size["longest_edge"]) == (3136, 200704)
+    assert (image_processor.patch_size, image_processor.merge_size) == (real["patch_size"], real["merge_size"])
 
 
 def florence2_with_published_image_settings(tiny_models):
@@ -227,3 +355,55 @@ def test_florence2_published_image_size_round_trips(tiny_models, tmp_path):
     pixels = AutoProcessor.from_pretrained(tmp_path / "lines")(
         text="<OCR>", images=Image.new("RGB", (100, 30)), return_tensors="pt")["pixel_values"]
     assert tuple(pixels.shape[-2:]) == (384, 1536)
+
+
+# --- the original Florence-2 layout is refused in one line ---------------------------------------
+
+def test_original_remote_code_florence2_is_refused_with_the_converted_name(tmp_path):
+    """microsoft/Florence-2-base-ft's own config.json (written for its remote code) gets one error
+    that names the converted checkpoint, not transformers' list of every model type."""
+    from docvlm.errors import ModelError
+    from docvlm.models.loading import load_base
+
+    (tmp_path / "config.json").write_bytes((FIXTURES / "florence2" / "config.json").read_bytes())
+    with pytest.raises(ModelError) as error:
+        load_base(ModelConfig(name_or_path=str(tmp_path)))
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 400
+    assert "remote-code layout" in message and "florence-community/Florence-2-base-ft" in message
+    with pytest.raises(ModelError, match="converted checkpoint florence-community/Florence-2-large "):
+        load_base(ModelConfig(name_or_path="microsoft/Florence-2-large"))  # offline: known by name
+
+
+def test_idefics3_published_image_splitting_round_trips(tiny_models, tmp_path):
+    """granite-docling-258M's processor settings (images resized to a 2048-pixel long edge, split
+    into 512-pixel tiles plus a global view, 64 visual tokens each) load, count the visual tokens
+    as published, refuse a pixel-area budget, and survive a docvlm checkpoint with the options a
+    config may change."""
+    from transformers import AutoProcessor
+
+    from docvlm.errors import ConfigError
+    from docvlm.models.loading import apply_processor_options
+
+    real = published("idefics3", "preprocessor_config.json")
+    processor = granite_docling_processor(tiny_models)
+    spec = FAMILIES["idefics3"]
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    line = Image.new("RGB", (1024, 128), "white")  # -> 2048 x 256: 4 tiles of 512 + the global view
+    ids = processor(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == (4 + 1) * 64
+    with pytest.raises(ConfigError, match="no pixel-area budget"):
+        apply_pixel_budget(processor, spec, PixelBudget(784, 3136))
+    processor.save_pretrained(tmp_path / "as-published")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
+    assert reloaded.image_seq_len == published("idefics3", "processor_config.json")["image_seq_len"]
+    image_processor = reloaded.image_processor
+    assert image_processor.do_image_splitting is real["do_image_splitting"] is True
+    assert image_processor.size["longest_edge"] == real["size"]["longest_edge"]
+    assert image_processor.max_image_size == real["max_image_size"]
+    apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
+    processor.save_pretrained(tmp_path / "tuned")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")
+    assert (reloaded.image_processor.do_image_splitting, reloaded.image_processor.size["longest_edge"]) == (False, 1024)
+    ids = reloaded(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == 64  # one global view, no tiles

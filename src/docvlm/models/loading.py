@@ -79,10 +79,59 @@ def _quantization(tuning: TuningConfig | None, dtype: torch.dtype) -> dict:
 def read_model_type(name_or_path: str, cfg: ModelConfig) -> str:
     from transformers import AutoConfig
 
+    _refuse_remote_code_florence2(name_or_path, cfg)
     try:
         return AutoConfig.from_pretrained(name_or_path, **_hub_kwargs(cfg)).model_type
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot read a model config from '{name_or_path}': {_first_line(error)}") from None
+
+
+# The original microsoft/Florence-2-* repositories ship a config for their own remote code: the text
+# config is ``florence2_language`` and the DaViT vision config uses ``dim_embed``. transformers'
+# native Florence2 classes (the ones docvlm's florence2 spec describes) read only the converted
+# florence-community/Florence-2-* checkpoints, and AutoConfig rejects the original with a list of
+# every model type it knows.
+CONVERTED_FLORENCE2 = "florence-community/Florence-2-base-ft"
+
+
+def _refuse_remote_code_florence2(name_or_path: str, cfg: ModelConfig) -> None:
+    # Every microsoft/Florence-2-* hub repository has this layout: say so even when offline.
+    config: dict = {}
+    if not name_or_path.lower().startswith("microsoft/florence-2"):
+        config = _raw_config(name_or_path, cfg)
+        text, vision = config.get("text_config") or {}, config.get("vision_config") or {}
+        if config.get("model_type") != "florence2" or (
+                text.get("model_type") != "florence2_language" and "dim_embed" not in vision):
+            return
+    original = str(config.get("_name_or_path") or name_or_path)
+    name = original.rsplit("/", 1)[-1] if "Florence-2-" in original else ""
+    converted = f"florence-community/{name}" if name else CONVERTED_FLORENCE2
+    raise ModelError(f"'{name_or_path}' is a Florence-2 checkpoint in the original remote-code layout "
+                     f"(text_config florence2_language, vision_config dim_embed), which transformers' native "
+                     f"Florence2 classes cannot load; use the converted checkpoint {converted} "
+                     f"(florence-community/Florence-2-base, -base-ft, -large or -large-ft)")
+
+
+def _raw_config(name_or_path: str, cfg: ModelConfig) -> dict:
+    """The checkpoint's config.json as written, or {} where it cannot be read here (AutoConfig then
+    reports why)."""
+    local = Path(name_or_path) / "config.json"
+    path: str | Path | None = local if local.is_file() else None
+    if path is None and not Path(name_or_path).exists():
+        from transformers.utils import cached_file
+
+        try:
+            path = cached_file(name_or_path, "config.json", revision=cfg.revision,
+                               _raise_exceptions_for_missing_entries=False,
+                               _raise_exceptions_for_connection_errors=False)
+        except (OSError, ValueError):
+            path = None
+    if path is None:
+        return {}
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def load_processor(path: str, cfg: ModelConfig):

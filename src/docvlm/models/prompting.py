@@ -114,11 +114,20 @@ class ChatFormat:
                 "cannot derive the answer span for label masking")
         suffix = full[len(generation_prompt):]
         before, after = suffix.split(_SENTINEL, 1)
-        end = after.find(self.spec.end_of_turn)
-        if end < 0:
-            raise ModelError(f"the chat template does not close the answer with '{self.spec.end_of_turn}'")
-        # Anything after end-of-turn (Qwen writes a newline) is not part of the answer.
-        return before, after[: end + len(self.spec.end_of_turn)]
+        for marker in self._end_markers():
+            end = after.find(marker)
+            if end >= 0:
+                # Anything after end-of-turn (Qwen writes a newline) is not part of the answer.
+                return before, after[: end + len(marker)]
+        raise ModelError(f"the chat template does not close the answer with "
+                         f"{' or '.join(repr(m) for m in self._end_markers())}")
+
+    def _end_markers(self) -> list[str]:
+        """The family's end-of-turn token, then the tokenizer's end token: a checkpoint of the family
+        may close turns with its own (granite-docling-258M, an Idefics3 model, writes <|end_of_text|>
+        where SmolVLM writes <end_of_utterance>); generation already stops at either."""
+        eos = getattr(self.processor.tokenizer, "eos_token", None)
+        return [self.spec.end_of_turn] + ([str(eos)] if eos and str(eos) != self.spec.end_of_turn else [])
 
 
 def budget_kwargs(spec: FamilySpec, budget: PixelBudget, processor: Any) -> dict:

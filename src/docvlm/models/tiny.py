@@ -19,7 +19,8 @@ from docvlm.models.families import FAMILIES
 
 # The published Qwen2-VL / Qwen2.5-VL chat template (their tokenizer_config.json), which tiny
 # models need because they have no hub checkpoint to inherit it from. Real checkpoints bring their
-# own; docvlm never applies this one to them.
+# own; docvlm never applies this one to them. Identical to Qwen2-VL-2B-Instruct's published template
+# (tests/test_checkpoint_fixtures.py compares them).
 QWEN_VL_CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
@@ -40,7 +41,9 @@ QWEN_VL_CHAT_TEMPLATE = (
 )
 
 # Qwen3-VL-Instruct's template writes the same turns without a default system message (the
-# published one also handles tools and reasoning blocks, which docvlm never sends).
+# published one also handles tools and reasoning blocks, which docvlm never sends). It renders like the
+# published Qwen3-VL template whenever a conversation brings its own system turn (checked against
+# Qwen3-VL-Embedding-8B's file in tests/test_checkpoint_fixtures.py).
 QWEN3_VL_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}"

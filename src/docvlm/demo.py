@@ -59,8 +59,8 @@ FAMILY_OVERRIDES: dict[str, list[str]] = {
     #     docvlm 88.7 / 86.6% at 200 / 400. It learns the length, not the digits.
     #   28 x 224 input, strides 7, 4 (one token per cell), 4 encoder layers: bare 83.8 / 87.3 / 90.1 /
     #     84.5% at 200-800; the same with 1 encoder layer (the default now): bare 94.4 / 76.1 / 49.3 /
-    #     24.7% at 200 / 400 / 600 / 800 (800-step run); docvlm demo 79.6 / 4.9 / 0.7% at 500 / 1000 /
-    #     1500, test 0.88% after 2000 steps, 865 s wall under load 6-7 (415 s CPU time).
+    #     24.7% at 200 / 400 / 600 / 800 (800-step run); docvlm demo 79.6 / 4.9 / 0.7 / 0.7% at 500 / 1000 /
+    #     1500 / 2000, test 0.88% (best checkpoint: 1500), 865 s wall under load 6-7 (415 s CPU time).
     "florence2": _NO_BUDGET + ["--data.datasets.0.task_token", "<OCR>", "--data.datasets.0.prompt", "",
                                "--train.learning_rate", "5e-4", "--train.warmup", "0.1"],
 }

@@ -32,8 +32,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str, object]] = {
                  "do_image_splitting", False),
     "smolvlm": (("--model.processor_options", "{do_image_splitting: false, size: {longest_edge: 64}}"),
                 "do_image_splitting", False),
-    "florence2": (("--model.processor_options", "{size: {height: 64, width: 64}}"), "size",
-                  {"height": 64, "width": 64}),
+    "florence2": (("--model.processor_options", "{size: {height: 56, width: 112}}"), "size",
+                  {"height": 56, "width": 112}),
 }
 
 STEPS = ("--train.max_steps", "3", "--train.eval_steps", "0", "--train.save_steps", "3")

@@ -117,7 +117,7 @@ def test_florence_size_must_keep_its_visual_token_count(tiny_models, lines_dir, 
     from docvlm.models.loading import load_base
 
     cfg = make_config(tmp_path, tiny_models["florence2"], lines_dir, "--model.processor_options",
-                      "{size: {height: 64, width: 128}}")
-    with pytest.raises(ConfigError, match=r"florence2 reads every image as 17 visual tokens, so a new size must give "
-                                          r"height \* width = 4096"):
+                      "{size: {height: 56, width: 224}}")
+    with pytest.raises(ConfigError, match=r"florence2 reads every image as 9 visual tokens, so a new size must give "
+                                          r"height \* width = 6272"):
         load_base(cfg.model)

@@ -303,7 +303,9 @@ def _align_perceiver(model, processor, position_std: float = 2.0, sharpness: flo
     are made stronger than the patch content (std 2: 94% of a latent's attention on its own block
     of a demo line; 39% with 0.5, 70% with 1), the context a blank line produces is computed once,
     and the query projection maps latent i onto the keys of its block's patches. The latents stay
-    random, so a latent does not attend to its own key, which the perceiver also offers it.
+    random, so a latent does not attend to its own key, which the perceiver also offers it. The demo
+    still does not learn to read with it (see docvlm/demo.py): within 500 steps training moves the
+    attention off the latent's own block.
     """
     import torch
     from PIL import Image

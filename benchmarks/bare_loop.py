@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--eval_every", type=int, default=100)
     parser.add_argument("--eval_lines", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
+                        help="freeze parameters whose names start with PREFIX (e.g. model.connector, as the "
+                             "idefics2 demo's tuning.freeze_projector does)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -110,7 +113,10 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(args.model_dir)
     model = AutoModelForImageTextToText.from_pretrained(args.model_dir, dtype=torch.float32)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(not any(name.startswith(prefix) for prefix in args.freeze))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup * args.steps), args.steps)
     make_batch = florence_batch if args.family == "florence2" else chat_batch
     order, started = [], time.time()
@@ -120,7 +126,7 @@ def main() -> None:
         batch = [train[order.pop()] for _ in range(args.batch)]
         loss = model(**make_batch(processor, batch)).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        torch.nn.utils.clip_grad_norm_(trainable, args.clip)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()

@@ -168,8 +168,8 @@ def test_export_merges_adapters_into_a_plain_transformers_model(lora_run, tmp_pa
 
 def test_tiny_idefics2_visual_tokens_differ_from_the_first_step(tiny_models):
     """transformers initialises the perceiver's latents to ones, which made all 16 visual tokens of
-    a random Idefics2 one vector (the demo model then never learned to read); the tiny builder
-    spreads them, so each token sees the image its own way."""
+    a random Idefics2 one vector; the tiny builder aligns them with parts of the line, so each
+    token sees the image its own way."""
     from PIL import Image
 
     from docvlm.config import ModelConfig
@@ -186,3 +186,38 @@ def test_tiny_idefics2_visual_tokens_differ_from_the_first_step(tiny_models):
     tokens = tokens.pooler_output if hasattr(tokens, "pooler_output") else tokens
     tokens = tokens if torch.is_tensor(tokens) else tokens[0]
     assert tokens.reshape(-1, tokens.shape[-1]).std(dim=0).mean() > 0.1  # was 0.0: identical tokens
+
+
+def test_tiny_idefics2_latents_start_on_their_own_part_of_the_line(tiny_models):
+    """Each perceiver latent of the tiny Idefics2 starts by reading its own block of patch columns
+    of a rendered digit line (with random latents the attention went to arbitrary patches or to the
+    latents themselves: 1.9% on the latent's own block)."""
+    import random
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from docvlm.data.synthetic import LineStyle, find_fonts, render_line
+
+    path = str(tiny_models["idefics2"])
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    rng = random.Random(0)
+    style = LineStyle(cell_width=28)
+    lines = [[render_line(text, rng, style, find_fonts())] for text in ("604876", "51375", "9450", "123")]
+    pixels = processor.image_processor(lines, return_tensors="pt")["pixel_values"][:, 0]
+    resampler = model.model.connector.perceiver_resampler
+    layer, attention = resampler.layers[0], resampler.layers[0].self_attn
+    with torch.no_grad():
+        context = model.model.connector.modality_projection(model.model.vision_model(pixel_values=pixels)
+                                                            .last_hidden_state)
+        latents = layer.input_latents_norm(resampler.latents).expand(len(lines), -1, -1)
+        keys = attention.k_proj(torch.cat([layer.input_context_norm(context), latents], dim=1))
+        queries = attention.q_proj(latents[0]).view(resampler.n_latents, attention.num_heads, -1)
+        keys = keys.view(len(lines), keys.shape[1], attention.num_key_value_heads, -1)
+        keys = keys.repeat_interleave(attention.num_key_value_groups, dim=2)
+        weights = (torch.einsum("lhd,bphd->bhlp", queries, keys) * attention.scaling).softmax(-1)
+    patches = context.shape[1]
+    rows = 28 // model.config.vision_config.patch_size
+    per_block = weights[..., :patches].reshape(*weights.shape[:3], rows, resampler.n_latents, -1).sum((3, 5))
+    own = per_block.diagonal(dim1=2, dim2=3)  # image, head, latent
+    assert own.mean() > 0.6  # about 1 / n_latents when the latents are random

@@ -247,9 +247,9 @@ class TrainConfig:
     """Seed for shuffling, dropout and initialisation of adapters."""
     dataloader_workers: int | Literal["auto"] = "auto"
     """Worker processes that decode images and run the processor while the model computes
-    (0: in the training process). ``auto``: up to 4 per process on a GPU; on a CPU with >= 2 cores
-    one worker, and torch keeps the other cores for its threads (docvlm/train/workers.py says what
-    was measured). Skips made in workers are counted in the run's data report."""
+    (0: in the training process). ``auto``: up to 4 per process on a GPU (half its share of the
+    cores), none on a CPU, where torch's threads already use every core (docvlm/train/workers.py
+    says what was measured). Skips made in workers are counted in the run's data report."""
     dataloader_prefetch: int = 2
     """Batches each worker prepares ahead (used when ``dataloader_workers`` > 0)."""
     group_by_length: bool = False

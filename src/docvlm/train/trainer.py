@@ -34,7 +34,7 @@ from docvlm.data.skips import WorkerSafeSamples
 from docvlm.train.distributed import is_main_process, snapshot, sum_over_processes
 from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, loss_set, score_parts, selection_metric
 from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
-from docvlm.train.workers import compute_threads, plan_for_this_machine
+from docvlm.train.workers import workers_for_this_machine
 from docvlm.train.resume import (check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint,
                                  save_run_config)
 
@@ -225,7 +225,7 @@ def training_arguments(cfg: Config, run_dir: Path, evaluating: bool, selecting: 
     on_gpu = torch.cuda.is_available()
     dtype = cfg.model.dtype
     bf16 = on_gpu and (dtype == "bf16" or (dtype == "auto" and torch.cuda.is_bf16_supported()))
-    workers = plan_for_this_machine(t.dataloader_workers).workers
+    workers = workers_for_this_machine(t.dataloader_workers)
     return TrainingArguments(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         per_device_train_batch_size=t.batch_size,
@@ -395,8 +395,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     reset_peak_memory()
     started = time.time()
     try:
-        with compute_threads(plan_for_this_machine(cfg.train.dataloader_workers).compute_threads):
-            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except KeyboardInterrupt:
         raise _interrupted(run_dir, trainer, reports, started) from None
     elapsed = time.time() - started

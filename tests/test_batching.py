@@ -92,14 +92,14 @@ def test_skips_in_loader_workers_reach_the_data_report(qwen_dir, mixed_widths, t
 def test_length_ordered_batches_predict_what_single_samples_do(qwen_dir, mixed_widths):
     from docvlm.config import ModelConfig
     from docvlm.data.schema import PixelBudget
-    from docvlm.models.lengths import longest_first, visual_token_counts
+    from docvlm.models.lengths import generation_batches, visual_token_counts
     from docvlm.predict.run import predict_samples, samples_from_inputs
 
     loaded = load_base(ModelConfig(name_or_path=str(qwen_dir), dtype="fp32"))
     samples = samples_from_inputs([str(mixed_widths / "train.jsonl")], "Transcribe the text in this image.",
                                   PixelBudget(784, 6272), "error")
     # Manifest order is four narrow lines, then four wide ones: the wide ones are generated first.
-    assert longest_first(samples.records, loaded.processor, loaded.spec) == [4, 5, 6, 7, 0, 1, 2, 3]
+    assert generation_batches(samples.records, loaded.processor, loaded.spec, 8, None) == [[4, 5, 6, 7, 0, 1, 2, 3]]
     batched = predict_samples(loaded, samples, batch_size=3, max_new_tokens=6, progress=False)
     single = predict_samples(loaded, samples, batch_size=1, max_new_tokens=6, progress=False)
     assert [r["id"] for r in batched] == [r["id"] for r in single] == [r.id for r in samples.records]

@@ -153,8 +153,9 @@ def cmd_predict(args, overrides: list[str]) -> int:
     saved = pixel_budget_of(loaded.processor, loaded.spec)
     budget = PixelBudget(args.min_pixels or saved.min_pixels, args.max_pixels or saved.max_pixels)
     generation = cfg.generation if cfg else None
-    batch_size = args.batch_size or (generation or GenerationConfig()).batch_size
-    max_new_tokens = args.max_new_tokens or (generation.max_new_tokens if generation else 256)
+    settings = generation or GenerationConfig()  # a bare model folder: the config's defaults
+    batch_size = args.batch_size or settings.batch_size
+    max_new_tokens = args.max_new_tokens or settings.max_new_tokens
     # A bare model folder starts from its family's generation defaults (Florence-2: 3 beams).
     num_beams = generation.num_beams if generation else loaded.spec.generation.get("num_beams", 1)
     prompt = args.prompt or (cfg.data.datasets[0].prompt_for() if cfg else
@@ -188,7 +189,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
         if any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO pages: written back
             if args.draw:
                 raise DocVLMError("--draw goes with Florence-2 region tasks on images, not with PAGE/ALTO pages")
-            return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad)
+            return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad,
+                                     settings.max_batch_visual_tokens)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     from docvlm.predict.latency import LatencyMeter, check_price, format_latency
     from docvlm.runs import write_json
@@ -199,7 +201,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
     meter.start()
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
                            progress=not args.quiet, meter=meter,
-                           max_batch_visual_tokens=(generation or GenerationConfig()).max_batch_visual_tokens)
+                           max_batch_visual_tokens=settings.max_batch_visual_tokens)
     write_predictions(rows, output)
     latency = meter.summary(price)
     write_json(output.with_name(output.name + ".timing.json"), latency)

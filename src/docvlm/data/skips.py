@@ -9,7 +9,8 @@ under ``SKIPS_KEY``) and the main process adds it to the real report when the ba
 An error a worker meets (``on_bad_sample: error``: an unreadable image, a sample too long) would
 reach the main process as torch's multi-line "Caught BadSample in DataLoader worker process 0"
 with the worker's traceback. It travels back as a ``Failed`` marker instead (a batch holding
-``FAILED_KEY``) and is raised in the main process as the same one-line ``DataError``.
+``FAILED_KEY``) and is raised in the main process as the same one-line error, of the same class
+(``BadSample``, which needs its reason too, as its base ``DataError``).
 """
 
 from __future__ import annotations

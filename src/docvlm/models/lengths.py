@@ -63,14 +63,10 @@ def sample_lengths(records: list[Record], processor: Any, spec: Any) -> list[int
     return [(v or 0) + len(a) for v, a in zip(visual, answers)]
 
 
-def longest_first(records: list[Record], processor: Any, spec: Any) -> list[int]:
-    """Indices of ``records`` by expected generation cost, largest image first (stable, so equal
-    images keep their order); images of unknown size come last in their original order."""
-    visual = visual_token_counts(records, processor, spec)
-    return _longest_first(visual)
-
-
-def _longest_first(visual: list[int | None]) -> list[int]:
+def longest_first(visual: list[int | None]) -> list[int]:
+    """Indices by expected generation cost (``visual[i]``: an image's visual tokens), largest image
+    first (stable, so equal images keep their order); images of unknown size come last in their
+    original order."""
     return sorted(range(len(visual)), key=lambda i: (visual[i] is None, -(visual[i] or 0)))
 
 
@@ -82,7 +78,7 @@ def generation_batches(records: list[Record], processor: Any, spec: Any, batch_s
     if batch_size <= 1:
         return [[i] for i in range(len(records))]
     visual = visual_token_counts(records, processor, spec)
-    return budget_batches(_longest_first(visual), visual, batch_size, max_visual_tokens)
+    return budget_batches(longest_first(visual), visual, batch_size, max_visual_tokens)
 
 
 def budget_batches(order: list[int], visual: list[int | None], batch_size: int,

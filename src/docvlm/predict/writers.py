@@ -492,14 +492,9 @@ def _indent_like_siblings(parent, element, siblings: list[Any]) -> None:
 # The command line's entry
 
 
-def _generation(cfg: Any):
-    from docvlm.config import GenerationConfig
-
-    return cfg.generation if cfg is not None else GenerationConfig()
-
-
 def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: PixelBudget, batch_size: int,
-                      max_new_tokens: int, num_beams: int, on_bad: str) -> int:
+                      max_new_tokens: int, num_beams: int, on_bad: str,
+                      max_batch_visual_tokens: int | None = None) -> int:
     """``docvlm predict RUN pages/ --output out/``: called by the CLI when an input is PAGE/ALTO."""
     paths = [Path(p) for p in args.inputs]
     others = [p for p in paths if not is_layout_input(p)]
@@ -522,7 +517,7 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     meter.start()
     summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
                             on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter,
-                            max_batch_visual_tokens=_generation(cfg).max_batch_visual_tokens)
+                            max_batch_visual_tokens=max_batch_visual_tokens)
     latency = meter.summary(price)
     write_json(output / "predictions.jsonl.timing.json", latency)
     skipped = summary["skips"]["skipped_total"]

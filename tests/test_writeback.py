@@ -146,7 +146,7 @@ def canonical(path: Path, drop: str, implicit_index: bool = False) -> bytes:
     return etree.tostring(tree, method="c14n")
 
 
-PAGE_ADDED = "//p:TextLine/p:TextEquiv | //p:MetadataItem[@name='docvlm']"
+PAGE_ADDED = "//p:TextLine/p:TextEquiv | //p:TextRegion/p:TextEquiv | //p:MetadataItem[@name='docvlm']"
 ALTO_ADDED = "//a:TextLine/a:String | //a:TextLine/a:SP | //a:Processing"
 
 
@@ -175,6 +175,10 @@ def test_predict_writes_pages_back(tiny_models, tmp_path, capsys):
         assert_valid(PAGE_SCHEMA if kind == "page" else ALTO_SCHEMA, written)
         drop = PAGE_ADDED if kind == "page" else ALTO_ADDED
         assert canonical(written, drop) == canonical(Path(xml), drop)  # nothing else changed
+        if kind == "page":  # the region now reads its lines (dinglehopper's default region level)
+            region = etree.parse(str(written)).find(".//{*}TextRegion")
+            lines = [line.findtext("{*}TextEquiv/{*}Unicode") for line in region.findall("{*}TextLine")]
+            assert region.findtext("{*}TextEquiv/{*}Unicode") == "\n".join(lines) and len(lines) == 3
 
     # Re-read through docvlm's own readers: the written text is the JSONL prediction, line by line.
     # The copies name their page images as the inputs did; put the images beside them.
@@ -292,3 +296,16 @@ def test_malformed_page_is_skipped_and_declaration_kept(tiny_models, tmp_path, c
     assert "2 lines transcribed into 2 files" in printed and "1 malformed files not written" in printed
     assert (out / "page" / "p0.xml").read_text().startswith("<?xml version='1.0' encoding='UTF-8' standalone='yes'?>")
     assert not (out / "page" / "broken.xml").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--replace"], "--replace goes with PAGE-XML/ALTO inputs"),
+    (["--alto-words"], "--alto-words goes with PAGE-XML/ALTO inputs"),
+    (["--keep-words"], "--keep-words goes with --replace")])
+def test_write_back_flags_without_pages_are_refused(tiny_models, tmp_path, capsys, flags, message):
+    image = tmp_path / "line.png"
+    Image.new("RGB", (64, 28), "white").save(image)
+    out = tmp_path / "p.jsonl"
+    assert main(["predict", str(tiny_models["qwen2_vl"]), str(image), "--output", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()

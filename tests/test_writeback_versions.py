@@ -60,6 +60,28 @@ def write(source: Path, tmp_path: Path, replace: bool, count: int, confidence=0.
 TRANSKRIBUS_2010 = LAYOUT / "transkribus" / "StAZ-Sign.2-1_003.xml"
 TRANSKRIBUS_2013 = LAYOUT / "transkribus" / "StAZ-Sign.2-1_004.xml"
 TEXT_EQUIV = "//*[local-name()='TextLine']/*[local-name()='TextEquiv']"
+LINE_WORDS = "//*[local-name()='TextLine']/*[local-name()='Word']"
+REGION_TEXT_EQUIV = "//*[local-name()='TextRegion']/*[local-name()='TextEquiv']"
+
+
+def first_reading(element) -> str:
+    """The element's primary text as dinglehopper takes it: the TextEquiv with the lowest @index."""
+    equivs = element.findall("{*}TextEquiv")
+    if not equivs:
+        return ""
+    if len(equivs) > 1:
+        equivs = sorted(equivs, key=lambda e: float(e.get("index", "nan")) if e.get("index") else float("inf"))
+    return equivs[0].findtext("{*}Unicode") or ""
+
+
+def assert_regions_read_their_lines(path: Path) -> None:
+    """Every TextRegion with lines reads at region level what its lines read at line level (joined
+    by newlines): dinglehopper's two text levels give the same text."""
+    regions = [r for r in etree.parse(str(path)).iter("{*}TextRegion") if r.findall("{*}TextLine")]
+    assert regions
+    for region in regions:
+        assert first_reading(region) == "\n".join(first_reading(line) for line in region.findall("{*}TextLine")), \
+            region.get("id")
 
 
 @pytest.mark.parametrize("source,xsd,lines", [(TRANSKRIBUS_2010, "pagecontent-2010-03-19.xsd", 15),
@@ -74,7 +96,12 @@ def test_page_before_2016_keeps_ground_truth_and_stays_valid(tmp_path, source, x
     replaced, counts = write(source, tmp_path, replace=True, count=lines)
     assert (counts.lines_written, counts.lines_kept) == (lines, 0)
     assert_valid(xsd, replaced)
-    assert canonical(replaced, TEXT_EQUIV) == canonical(source, TEXT_EQUIV)  # all else unchanged
+    # Only the replaced lines' text, their Words and the region-level text change.
+    changed = f"{TEXT_EQUIV} | {LINE_WORDS} | {REGION_TEXT_EQUIV}"
+    assert canonical(replaced, changed) == canonical(source, changed)
+    assert counts.words_removed == len(etree.parse(str(source)).xpath(LINE_WORDS))
+    assert not etree.parse(str(replaced)).xpath(LINE_WORDS)
+    assert_regions_read_their_lines(replaced)
     equivs = etree.parse(str(replaced)).xpath(TEXT_EQUIV)
     assert [e.findtext("{*}Unicode") for e in equivs] == [f"prediction {i} ſ" for i in range(lines)]
     if "2010" in xsd:  # PlainText is required before Unicode; there is no conf
@@ -120,3 +147,60 @@ def test_schema_versions_are_read_from_the_namespace():
     xsi = "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation"
     assert alto_major_version(etree.Element("alto", {xsi: "http://schema.ccs-gmbh.com/metae/alto-1-2.xsd"})) == 1
     assert alto_major_version(etree.Element("alto", {xsi: "http://www.loc.gov/alto/v3/alto-3-0.xsd"})) == 3
+
+
+KANT_PAGE = LAYOUT / "ocrd_kant" / "OCR-D-GT-PAGE" / "PAGE_0017_PAGE.xml"
+
+
+@pytest.mark.parametrize("keep_words", [False, True])
+def test_replace_keeps_words_and_regions_consistent_with_the_new_lines(tmp_path, keep_words):
+    # OCR-D's ground truth has Words with text under every line and the text again at region level.
+    source = tmp_path / KANT_PAGE.name
+    shutil.copy(KANT_PAGE, source)
+    words = len(etree.parse(str(source)).xpath(LINE_WORDS))
+    regions = etree.parse(str(source)).xpath(REGION_TEXT_EQUIV)
+    assert words == 161 and len(regions) == 11
+    target, counts = tmp_path / "out.xml", WriteCounts()
+    predictions = {index: (f"neu {index}", 0.9) for index in range(24)}
+    write_layout(source, target, predictions, WriteOptions(replace=True, keep_words=keep_words), counts)
+    assert_valid("pagecontent-2019-07-15.xsd", target)
+    assert counts.lines_written == 24 and counts.regions_updated == 11
+    assert counts.words_removed == (0 if keep_words else words)
+    assert len(etree.parse(str(target)).xpath(LINE_WORDS)) == (words if keep_words else 0)
+    assert_regions_read_their_lines(target)
+    # The region text is the new lines' text, and its conf (which scored the old text) is gone.
+    texts = etree.parse(str(target)).xpath(REGION_TEXT_EQUIV)
+    assert len(texts) == 11 and {e.get("conf") for e in texts} == {None}
+    assert "\n".join(first_reading(e.getparent()) for e in texts) == "\n".join(f"neu {i}" for i in range(24))
+
+
+def test_adding_a_reading_leaves_a_transcribed_region_alone(tmp_path):
+    # Without --replace the ground truth stays each line's primary reading, so the regions keep theirs.
+    source = tmp_path / KANT_PAGE.name
+    shutil.copy(KANT_PAGE, source)
+    target, counts = tmp_path / "out.xml", WriteCounts()
+    write_layout(source, target, {0: ("neu", None)}, WriteOptions(), counts)
+    assert counts.regions_updated == 0 and counts.words_removed == 0
+    def regions(path):
+        return [etree.tostring(e, method="c14n") for e in etree.parse(str(path)).xpath(REGION_TEXT_EQUIV)]
+
+    assert regions(target) == regions(source) and len(regions(source)) == 11
+    assert len(etree.parse(str(target)).xpath(LINE_WORDS)) == 161
+
+
+def test_region_without_text_gets_one_before_its_text_style(tmp_path):
+    ns = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+    source = tmp_path / "p.xml"
+    source.write_text(
+        f'<PcGts xmlns="{ns}"><Metadata><Creator>x</Creator><Created>2020-01-01T00:00:00</Created>'
+        '<LastChange>2020-01-01T00:00:00</LastChange></Metadata><Page imageFilename="p.png" imageWidth="9" '
+        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/>'
+        '<TextLine id="l1"><Coords points="0,0 9,0 9,4"/></TextLine>'
+        '<TextLine id="l2"><Coords points="0,5 9,5 9,9"/></TextLine>'
+        '<TextStyle fontSize="9"/></TextRegion></Page></PcGts>', encoding="utf-8")
+    target, counts = tmp_path / "out.xml", WriteCounts()
+    write_layout(source, target, {1: ("zwei", None)}, WriteOptions(), counts)
+    assert_valid("pagecontent-2019-07-15.xsd", target)
+    region = etree.parse(str(target)).find(".//{*}TextRegion")
+    assert [etree.QName(c).localname for c in region] == ["Coords", "TextLine", "TextLine", "TextEquiv", "TextStyle"]
+    assert region.findtext("{*}TextEquiv/{*}Unicode") == "\nzwei"  # the line without text is an empty line

@@ -132,6 +132,15 @@ def cmd_compare(args, overrides: list[str]) -> int:
     return 0
 
 
+def _refuse_page_flags(args) -> None:
+    """The write-back flags mean nothing without PAGE/ALTO inputs: refused rather than ignored."""
+    flags = [flag for flag, on in (("--replace", getattr(args, "replace", False)),
+                                   ("--keep-words", getattr(args, "keep_words", False)),
+                                   ("--alto-words", getattr(args, "alto_words", False))) if on]
+    if flags:
+        raise DocVLMError(f"{flags[0]} goes with PAGE-XML/ALTO inputs, and none was given")
+
+
 def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.config import DataConfig, DatasetConfig, GenerationConfig
     from docvlm.data.schema import PixelBudget
@@ -173,6 +182,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
             raise DocVLMError("--split needs a run folder (its config names the datasets)")
         if args.inputs:
             raise DocVLMError("give inputs or --split, not both")
+        _refuse_page_flags(args)
         role = {"train": "train", "eval": "eval", "validation": "eval", "test": "test"}.get(args.split)
         if role is None:
             raise DocVLMError(f"--split must be train, eval or test, not '{args.split}'")
@@ -186,11 +196,14 @@ def cmd_predict(args, overrides: list[str]) -> int:
             raise DocVLMError("give image files, folders or .jsonl manifests to predict on, or --split")
         from docvlm.predict.writers import is_layout_input, run_predict_pages
 
+        if getattr(args, "keep_words", False) and not getattr(args, "replace", False):
+            raise DocVLMError("--keep-words goes with --replace (without it no line's text is replaced)")
         if any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO pages: written back
             if args.draw:
                 raise DocVLMError("--draw goes with Florence-2 region tasks on images, not with PAGE/ALTO pages")
             return run_predict_pages(args, loaded, cfg, prompt, budget, batch_size, max_new_tokens, num_beams, on_bad,
                                      settings.max_batch_visual_tokens)
+        _refuse_page_flags(args)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
     from docvlm.predict.latency import LatencyMeter, check_price, format_latency
     from docvlm.runs import write_json
@@ -386,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--split", help="predict a split (train/eval/test) of the run's dataset instead")
     predict.add_argument("--replace", action="store_true",
                          help="PAGE/ALTO inputs: overwrite a line's existing text instead of keeping it")
+    predict.add_argument("--keep-words", action="store_true",
+                         help="PAGE inputs with --replace: keep a replaced line's Word elements (default: removed, "
+                              "their text described the old reading)")
     predict.add_argument("--alto-words", action="store_true",
                          help="ALTO inputs: one String per word with SP between (default: one String per line)")
     predict.add_argument("--output", help="predictions file (default: RUN/predictions/predictions.jsonl); for "

@@ -15,6 +15,13 @@ the prediction filled in:
   as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A
   ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the model and the date
   (PAGE 2018 and later; older files have no ``MetadataItem``).
+  The levels around the line are kept consistent with it, as OCR-D's line recognisers do:
+  ``--replace`` removes the replaced line's ``Word``s (their text and boxes described the old
+  reading; ``--keep-words`` keeps them as they were), and a ``TextRegion`` one of whose lines got a
+  new primary reading gets the region-level ``TextEquiv`` recomputed: its lines' primary readings
+  joined by newlines (created when the region had none, before ``TextStyle``; its ``conf`` dropped).
+  Tools that read the region level (dinglehopper's default ``--textequiv-level region``) then see
+  the predictions, not the old text or nothing.
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -65,6 +72,9 @@ class WriteOptions:
     """Overwrite existing line text (PAGE TextEquivs, ALTO Strings) instead of keeping it."""
     alto_words: bool = False
     """ALTO: one String per word with SP between, instead of one String per line."""
+    keep_words: bool = False
+    """PAGE with ``replace``: keep a replaced line's ``Word`` elements (default: removed, since their
+    text and boxes describe the reading that was replaced)."""
     model: str = ""
     """What the metadata names as the model (run folder, model folder or hub id)."""
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -79,6 +89,10 @@ class WriteCounts:
     """Lines that had text and kept it (ALTO, and PAGE before 2016, without --replace)."""
     files_not_written: int = 0
     """Input files that are not well-formed XML (a counted skip when read)."""
+    words_removed: int = 0
+    """PAGE ``Word`` elements removed from replaced lines."""
+    regions_updated: int = 0
+    """PAGE ``TextRegion``s whose region-level ``TextEquiv`` was recomputed from their lines."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +167,8 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
         write_layout(Path(xml), target, predictions.get(xml, {}), options, counts)
     jsonl = write_predictions(rows, output / "predictions.jsonl")
     return {"predictions": len(rows), "files": counts.files, "lines_written": counts.lines_written,
-            "lines_kept": counts.lines_kept, "files_not_written": counts.files_not_written, "jsonl": str(jsonl),
+            "lines_kept": counts.lines_kept, "files_not_written": counts.files_not_written,
+            "words_removed": counts.words_removed, "regions_updated": counts.regions_updated, "jsonl": str(jsonl),
             "skips": samples.report.as_dict()}
 
 
@@ -190,14 +205,26 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
     ids = _alto_ids(root) if kind == "alto" else set()
+    changed_regions = {}
     for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
         text = xml_safe(text)
-        written = (write_page_line(line, text, options.replace, confidence) if kind == "page"
-                   else write_alto_line(line, text, options, ids, confidence))
+        if kind == "page":
+            before = primary_text(line)
+            written = write_page_line(line, text, options.replace, confidence)
+            if written and options.replace and not options.keep_words:
+                counts.words_removed += remove_words(line)
+            region = line.getparent()
+            if primary_text(line) != before and etree.QName(region).localname == "TextRegion":
+                changed_regions[id(region)] = region
+        else:
+            written = write_alto_line(line, text, options, ids, confidence)
         counts.lines_written += written
         counts.lines_kept += not written
     if kind == "page":
+        for region in changed_regions.values():
+            write_region_text(region, options.replace)
+        counts.regions_updated += len(changed_regions)
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)
@@ -287,6 +314,72 @@ def page_version(element) -> str:
     return version if re.fullmatch(r"\d{4}-\d{2}-\d{2}", version) else "9999"
 
 
+def primary_equiv(element):
+    """The element's primary ``TextEquiv``: the lowest ``index`` (none counts as 1), the first of equals."""
+    equivs = element.findall("{*}TextEquiv")
+    return min(equivs, key=_index) if equivs else None
+
+
+def primary_text(element) -> str | None:
+    equiv = primary_equiv(element)
+    unicode = equiv.find("{*}Unicode") if equiv is not None else None
+    return None if unicode is None else (unicode.text or "")
+
+
+def remove_words(line) -> int:
+    """Remove a PAGE ``TextLine``'s ``Word`` children (with their ``Glyph``s); returns how many."""
+    words = line.findall("{*}Word")
+    for word in words:
+        _remove_keeping_layout(word)
+    return len(words)
+
+
+def write_region_text(region, replace: bool) -> None:
+    """Set a ``TextRegion``'s primary ``TextEquiv`` to its own lines' primary readings joined by
+    newlines (a line without text gives an empty line, as dinglehopper's line level reads it).
+    With ``replace`` the region's other readings go, as the lines' did."""
+    text = "\n".join(primary_text(line) or "" for line in region.findall("{*}TextLine"))
+    equiv = primary_equiv(region)
+    if replace:
+        for other in region.findall("{*}TextEquiv"):
+            if other is not equiv:
+                _remove_keeping_layout(other)
+    if equiv is None:
+        equiv = _text_equiv(region, text, page_version(region))
+        style = region.find("{*}TextStyle")
+        siblings = [c for c in region if isinstance(c.tag, str)]
+        region.insert(region.index(style) if style is not None else len(region), equiv)
+        _indent_like_siblings(region, equiv, siblings)
+        return
+    equiv.attrib.pop("conf", None)  # it scored the old text
+    for name in ("PlainText", "Unicode"):
+        child = equiv.find("{*}" + name)
+        if child is not None:
+            child.text = text
+
+
+def _remove_keeping_layout(element) -> None:
+    """Remove ``element``; the whitespace after it goes too, so no blank line is left behind."""
+    parent = element.getparent()
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = element.tail
+    elif element.getnext() is None:
+        parent.text = element.tail
+    parent.remove(element)
+
+
+def _text_equiv(parent, text: str, version: str, confidence: float | None = None):
+    """A new ``TextEquiv`` for ``text`` in the form the file's PAGE version wants."""
+    equiv = etree.Element(_q(parent, "TextEquiv"))
+    if confidence is not None and version >= "2013-07-15":  # PAGE 2010 has no conf
+        equiv.set("conf", f"{confidence:.4f}")
+    if version < "2013-07-15":  # PAGE 2010: PlainText is required, before Unicode
+        etree.SubElement(equiv, _q(parent, "PlainText")).text = text
+    etree.SubElement(equiv, _q(parent, "Unicode")).text = text
+    return equiv
+
+
 def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
     """Put ``text`` into a PAGE ``TextLine``. From PAGE 2016 on always written (ground truth is
     kept beside it); before, one ``TextEquiv`` is all a line may hold, so a line with text keeps
@@ -300,7 +393,7 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
         for equiv in equivs:
             line.remove(equiv)
         equivs = []
-    equiv = etree.Element(_q(line, "TextEquiv"))
+    equiv = _text_equiv(line, text, version, confidence)
     if equivs:
         # Existing readings keep their index (none means 1); the prediction takes the next one.
         equiv.set("index", str(max(_index(e) for e in equivs) + 1))
@@ -309,11 +402,6 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
         for existing in equivs:
             if existing.get("index") is None:
                 existing.set("index", str(_index(existing)))
-    if confidence is not None and version >= "2013-07-15":  # PAGE 2010 has no conf
-        equiv.set("conf", f"{confidence:.4f}")
-    if version < "2013-07-15":  # PAGE 2010: PlainText is required, before Unicode
-        etree.SubElement(equiv, _q(line, "PlainText")).text = text
-    etree.SubElement(equiv, _q(line, "Unicode")).text = text
     children = [c for c in line if isinstance(c.tag, str)]
     after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
              and etree.QName(c).localname in PAGE_BEFORE_TEXTEQUIV]
@@ -507,7 +595,7 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
                         "predictions.jsonl go into it)")
     padding, mask = _line_settings(cfg)
     options = WriteOptions(replace=getattr(args, "replace", False), alto_words=getattr(args, "alto_words", False),
-                           model=_model_name(args.model, cfg))
+                           keep_words=getattr(args, "keep_words", False), model=_model_name(args.model, cfg))
     from docvlm.predict.latency import LatencyMeter, check_price, format_latency
     from docvlm.runs import write_json
 
@@ -524,6 +612,10 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
     if summary["files_not_written"]:
         kept += f", {summary['files_not_written']} malformed files not written"
+    if summary["words_removed"]:
+        kept += f", {summary['words_removed']} Words of replaced lines removed (--keep-words keeps them)"
+    if summary["regions_updated"]:
+        kept += f", {summary['regions_updated']} region texts recomputed from their lines"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
           f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
     print(format_latency(latency))

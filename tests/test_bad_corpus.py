@@ -153,6 +153,20 @@ def test_train_error_mode_names_file_and_sample(corpus, tmp_path, capsys, tiny_m
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_train_skip_mode_with_no_readable_image_says_so_in_one_line(corpus, tmp_path, capsys, tiny_models, workers):
+    # The only image passes the header check at indexing and fails to decode: every sample is
+    # skipped while training, in the training process or in a data-loader worker.
+    data = write_dataset(corpus, ["truncated"])
+    only_cut = [row for row in rows_for(["truncated"]) if row["id"] == "truncated"]
+    (data / "train.jsonl").write_text(json.dumps(only_cut[0]) + "\n")
+    code, _, err = run_cli(train_args(tmp_path, tiny_models["qwen2_vl"], data, "--data.on_bad_sample", "skip")
+                           + ["--train.dataloader_workers", workers], capsys)
+    assert code == 2 and "Traceback" not in err and "DataLoader worker" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert lines == ["error: no training sample can be read: every image failed to decode (see the skip report)"]
+
+
 def test_predict_skip_mode_counts_every_input(corpus, tmp_path, capsys, tiny_models):
     output = tmp_path / "p.jsonl"
     code, out, _ = run_cli(["predict", str(tiny_models["qwen2_vl"]), str(corpus / "lines"),

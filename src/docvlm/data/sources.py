@@ -532,7 +532,7 @@ class SubstitutingSampleSet:
         return getattr(self.inner, name)
 
     def __getitem__(self, index: int) -> Sample:
-        from docvlm.data.skips import Skipped
+        from docvlm.data.skips import Failed, Skipped, in_worker
 
         markers = []  # skips made in a data-loader worker travel on with the replacement
         for step in range(len(self.inner)):
@@ -543,7 +543,10 @@ class SubstitutingSampleSet:
                 if markers:
                     sample = dataclasses.replace(sample, skips=tuple(markers))
                 return sample
-        raise DataError("no training sample can be read: every image failed to decode (see the skip report)")
+        error = DataError("no training sample can be read: every image failed to decode (see the skip report)")
+        if in_worker():  # raised as this one line by the main process, not as torch's worker traceback
+            return Failed.of(error)
+        raise error
 
 
 def mixture_counts(weights: list[float], size: int) -> list[int]:

@@ -11,6 +11,7 @@ masked with the real template, and the real processor settings survive a docvlm 
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -343,6 +344,14 @@ def test_florence2_published_image_size_round_trips(tiny_models, tmp_path):
     spec = FAMILIES["florence2"]
     with pytest.raises(ConfigError, match="height \\* width"):
         apply_processor_options(processor, spec, {"size": {"height": 512, "width": 512}})
+    # With the published tower's config the grid itself is compared: 144 x 4096 has the area of
+    # 768 x 768 but gives DaViT 5 x 128 = 640 cells, not 24 x 24 = 576.
+    published = json.loads((FIXTURES / "florence2" / "config.json").read_text())
+    tower = SimpleNamespace(vision_config=SimpleNamespace(**published["vision_config"]))
+    with pytest.raises(ConfigError, match="640 cells, not the 576"):
+        apply_processor_options(processor, spec, {"size": {"height": 144, "width": 4096}}, tower)
+    apply_processor_options(processor, spec, {"size": {"height": 576, "width": 1024}}, tower)  # 18 x 32 cells
+    apply_processor_options(processor, spec, {"size": {"height": 768, "width": 768}}, tower)
     processor.save_pretrained(tmp_path / "as-published")
     reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
     assert {k: v for k, v in vars(reloaded.image_processor.size).items() if v is not None} == real["size"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,13 +159,14 @@ def load_base(cfg: ModelConfig, tuning: TuningConfig | None = None, processor_fr
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot load model '{cfg.name_or_path}': {_first_line(error)}") from None
     processor = load_processor(processor_from or cfg.name_or_path, cfg)
-    apply_processor_options(processor, spec, cfg.processor_options)
+    apply_processor_options(processor, spec, cfg.processor_options, model.config)
     return Loaded(model, processor, spec)
 
 
-def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | None) -> None:
+def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | None, model_config: Any = None) -> None:
     """Set the family's image-processor options (image splitting, resize size); the processor is
-    saved with every checkpoint, so they travel with the weights like the pixel budget."""
+    saved with every checkpoint, so they travel with the weights like the pixel budget.
+    ``model_config``: the model's config, to check a new size against its vision tower exactly."""
     for name, value in (options or {}).items():
         if name not in spec.processor_options:
             allowed = ", ".join(spec.processor_options) or "none"
@@ -173,21 +175,55 @@ def apply_processor_options(processor: Any, spec: FamilySpec, options: dict | No
         current = _plain(getattr(processor.image_processor, name))
         if type(current) is not type(value) or (isinstance(value, dict) and not set(value) <= set(current)):
             raise ConfigError(f"model.processor_options.{name}: expected a value like {current!r}, got {value!r}")
-        _check_fixed_token_count(processor, spec, name, current, value)
+        _check_fixed_token_count(processor, spec, name, current, value, model_config)
         setattr(processor.image_processor, name, value)
 
 
-def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, current: Any, value: Any) -> None:
-    # Florence-2's prompt holds a fixed number of image tokens (image_seq_length) while the vision
-    # tower's output grows with the image area, so a new size must keep height * width.
+def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, current: Any, value: Any,
+                             model_config: Any = None) -> None:
+    # Florence-2's prompt holds a fixed number of image tokens (image_seq_length) while its vision
+    # tower (DaViT: strided convolutions) gives one token per cell of its output grid, so a new size
+    # must give the same grid size. Equal areas are not enough (144 x 4096 has 768 x 768's area
+    # and gives 640 cells, not 576); without the tower's config only the area can be compared.
     fixed = getattr(processor.image_processor, "image_seq_length", None)
     if name != "size" or fixed is None or not {"height", "width"} <= set(current):
         return
-    if not {"height", "width"} <= set(value) or value["height"] * value["width"] != current["height"] * current["width"]:
+    if not {"height", "width"} <= set(value):
+        raise ConfigError(f"model.processor_options.size: {spec.name} needs both height and width, got {value!r}")
+    grid = _conv_grid_counter(getattr(model_config, "vision_config", None))
+    if grid is not None:
+        want, got = grid(current["height"], current["width"]), grid(value["height"], value["width"])
+        if got != want:
+            raise ConfigError(
+                f"model.processor_options.size: {spec.name} reads every image as {fixed} visual tokens; "
+                f"{value['height']}x{value['width']} gives its vision tower {got} cells, not the {want} of the "
+                f"current {current['height']}x{current['width']} (keep height * width and use multiples of "
+                f"{grid.stride})")
+        return
+    if value["height"] * value["width"] != current["height"] * current["width"]:
         raise ConfigError(
             f"model.processor_options.size: {spec.name} reads every image as {fixed} visual tokens, so a new size "
             f"must give height * width = {current['height'] * current['width']} (the current "
             f"{current['height']}x{current['width']}), got {value!r}")
+
+
+def _conv_grid_counter(vision_config: Any):
+    """``cells(height, width)`` of a tower of strided convolution stages (Florence-2's DaViT:
+    ``patch_size``/``patch_stride``/``patch_padding`` per stage), or None for another tower."""
+    stages = [getattr(vision_config, key, None) for key in ("patch_size", "patch_stride", "patch_padding")]
+    if not all(isinstance(stage, (list, tuple)) and stage for stage in stages):
+        return None
+
+    def edge(length: int) -> int:
+        for kernel, stride, padding in zip(*stages):
+            length = (length + 2 * padding - kernel) // stride + 1
+        return length
+
+    def cells(height: int, width: int) -> int:
+        return edge(height) * edge(width)
+
+    cells.stride = math.prod(stages[1])
+    return cells
 
 
 def _plain(value: Any) -> Any:

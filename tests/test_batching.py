@@ -113,6 +113,37 @@ def test_length_ordered_batches_predict_what_single_samples_do(qwen_dir, mixed_w
     assert [r["prediction"] for r in capped] == [r["prediction"] for r in single]
 
 
+def test_evaluation_during_training_batches_as_predict_does(qwen_dir, mixed_widths, monkeypatch):
+    # The Trainer's evaluation generation cuts batches by image size under the visual-token cap,
+    # and its rows (in sample order) equal one-at-a-time generation.
+    from docvlm.config import ModelConfig
+    from docvlm.data.schema import PixelBudget
+    from docvlm.models.lengths import visual_token_counts
+    from docvlm.models.prompting import ChatFormat
+    from docvlm.predict.run import samples_from_inputs
+    from docvlm.train import evaluation
+
+    loaded = load_base(ModelConfig(name_or_path=str(qwen_dir), dtype="fp32"))
+    chat = ChatFormat(loaded.processor, loaded.spec)
+    samples = samples_from_inputs([str(mixed_widths / "train.jsonl")], "Transcribe the text in this image.",
+                                  PixelBudget(784, 6272), "error")
+    visual = visual_token_counts(samples.records, loaded.processor, loaded.spec)
+    seen = []
+    generate = evaluation.generate_answers
+
+    def recording(model, chat_, batch, *args, **kwargs):
+        seen.append([samples.records.index(s.record) for s in batch])
+        return generate(model, chat_, batch, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_answers", recording)
+    capped = evaluation.generate_rows(loaded.model, chat, samples, 8, 6, max_visual_tokens=2 * max(visual))
+    assert seen == [[4, 5], [6, 7], [0, 1, 2, 3]]  # wide lines first, two per batch; narrow ones fit four
+    assert all(sum(visual[i] for i in batch) <= 2 * max(visual) for batch in seen)
+    single = evaluation.generate_rows(loaded.model, chat, samples, 1, 6)
+    assert [r["index"] for r in capped] == list(range(8))
+    assert [r["prediction"] for r in capped] == [r["prediction"] for r in single]
+
+
 def test_generation_batches_close_at_the_visual_token_cap():
     from docvlm.models.lengths import budget_batches
 

@@ -23,6 +23,7 @@ from docvlm.config import Config
 from docvlm.data.schema import SkipReport
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split, split_name
 from docvlm.evaluate.scoring import LOWER_IS_BETTER, TASK_METRICS, score_rows
+from docvlm.models.lengths import generation_batches
 from docvlm.models.prompting import ChatFormat, generate_answers
 
 
@@ -71,20 +72,25 @@ def selection_metric(cfg: Config) -> tuple[str, bool]:
 
 
 def generate_rows(model: Any, chat: ChatFormat, samples: SampleSet, batch_size: int, max_new_tokens: int,
-                  accelerator: Any = None, synced: bool = False) -> list[dict]:
+                  accelerator: Any = None, synced: bool = False, max_visual_tokens: int | None = None) -> list[dict]:
     """Prediction rows (``index``, ``id``, ``prediction``, ``references``) of every readable sample,
     this rank's share generated here and all ranks' shares gathered, in sample order.
 
+    Batches are cut as ``docvlm predict`` cuts them (``generation_batches``: similar image sizes
+    together, at most ``max_visual_tokens`` visual tokens per batch), so evaluating page-sized
+    images during training needs no more memory than predicting them.
+
     ``synced``: sharded engines (FSDP, ZeRO-3) need every rank in every forward pass, so the shares
-    are padded to equal length and generation runs until all ranks are done (``synced_gpus``)."""
+    are padded to equal length, cut into the same number of fixed-size batches on every rank, and
+    generation runs until all ranks are done (``synced_gpus``)."""
     indices = list(range(len(samples)))
     several = accelerator is not None and accelerator.num_processes > 1
     if several:
         with accelerator.split_between_processes(indices, apply_padding=synced) as mine:
             indices = list(mine)
     rows = []
-    for start in range(0, len(indices), batch_size):
-        chosen = [(i, samples[i]) for i in indices[start:start + batch_size]]
+    for batch in _batches(chat, samples, indices, batch_size, max_visual_tokens, synced and several):
+        chosen = [(i, samples[i]) for i in batch]
         chosen = [(i, s) for i, s in chosen if s is not None]  # None: skipped at decode time (counted)
         if not chosen:
             continue
@@ -98,6 +104,16 @@ def generate_rows(model: Any, chat: ChatFormat, samples: SampleSet, batch_size: 
 
         rows = list({row["index"]: row for row in gather_object(rows)}.values())  # padding repeats a row
     return sorted(rows, key=lambda row: row["index"])
+
+
+def _batches(chat: ChatFormat, samples: SampleSet, indices: list[int], batch_size: int,
+             max_visual_tokens: int | None, fixed: bool) -> list[list[int]]:
+    if fixed:  # every rank the same number of batches, whatever its images
+        return [indices[start:start + batch_size] for start in range(0, len(indices), batch_size)]
+    records = samples.records
+    batches = generation_batches([records[i] for i in indices], chat.processor, chat.spec, batch_size,
+                                 max_visual_tokens)
+    return [[indices[j] for j in batch] for batch in batches]
 
 
 def score_parts(rows_by_part: dict[str, list[dict]], parts: list[EvalPart], cfg: Config,

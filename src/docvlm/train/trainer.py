@@ -49,13 +49,15 @@ class DocVLMTrainer(BatchingMixin, Trainer):
 
     def __init__(self, *args, chat: ChatFormat, eval_parts: list[EvalPart], max_new_tokens: int,
                  generation_batch_size: int, loss_terms: list[tuple[LossTerm, float]] | None = None,
-                 reference=None, answer_only_logits: bool = True, run_config: Config | None = None, **kwargs):
+                 reference=None, answer_only_logits: bool = True, run_config: Config | None = None,
+                 max_batch_visual_tokens: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.chat = chat
         self.eval_parts = eval_parts
         self.run_config = run_config
         self.max_new_tokens = max_new_tokens
         self.generation_batch_size = generation_batch_size
+        self.max_batch_visual_tokens = max_batch_visual_tokens
         self.loss_terms = loss_terms if loss_terms is not None else build_loss_terms(None, self.model)
         self.reference = reference
         self.answer_only_logits = answer_only_logits
@@ -172,7 +174,8 @@ class DocVLMTrainer(BatchingMixin, Trainer):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix) if self.eval_dataset is not None else {}
         if self.eval_parts:
             rows = {part.name: generate_rows(self.model, self.chat, part.samples, self.generation_batch_size,
-                                             self.max_new_tokens, self.accelerator, synced=self._sharded())
+                                             self.max_new_tokens, self.accelerator, synced=self._sharded(),
+                                             max_visual_tokens=self.max_batch_visual_tokens)
                     for part in self.eval_parts}
             scores = score_parts(rows, self.eval_parts, self.run_config or Config(), metric_key_prefix)
             self.log(scores)
@@ -386,6 +389,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         run_config=cfg,
         max_new_tokens=cfg.generation.max_new_tokens,
         generation_batch_size=cfg.generation.batch_size,
+        max_batch_visual_tokens=cfg.generation.max_batch_visual_tokens,
         loss_terms=build_loss_terms(cfg, model),
         reference=build_reference(cfg, model),
         answer_only_logits=cfg.train.answer_only_logits,

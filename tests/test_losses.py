@@ -187,3 +187,19 @@ def test_trainer_args_reach_the_trainer_and_reserved_keys_are_the_ones_docvlm_se
     set_here = {line.strip().split("=")[0] for line in source.splitlines()
                 if line.startswith("        ") and "=" in line and line.strip().split("=")[0].isidentifier()}
     assert set_here - {"evaluating", "on_gpu", "dtype", "bf16", "t"} <= set(TRAINER_ARGS_SET_BY_DOCVLM)
+
+
+def test_flop_count_is_the_trainers_own_with_the_parameter_count_taken_once(tiny_models):
+    from types import SimpleNamespace
+
+    from transformers import Trainer
+
+    from docvlm.train.trainer import DocVLMTrainer
+
+    loaded = load_base(ModelConfig(name_or_path=str(tiny_models["qwen2_vl"]), dtype="fp32"))
+    host = SimpleNamespace(model=loaded.model)
+    for length in (7, 19):
+        inputs = {"input_ids": torch.zeros(3, length, dtype=torch.long)}
+        assert DocVLMTrainer.floating_point_ops(host, inputs) == Trainer.floating_point_ops(host, inputs) > 0
+    assert host._flop_parameters == loaded.model.num_parameters(exclude_embeddings=True)
+    assert DocVLMTrainer.floating_point_ops(host, {"pixel_values": torch.zeros(1)}) == 0

@@ -205,24 +205,19 @@ def cmd_predict(args, overrides: list[str]) -> int:
                                      settings.max_batch_visual_tokens)
         _refuse_page_flags(args)
         samples = samples_from_inputs(args.inputs, prompt, budget, on_bad)
-    from docvlm.predict.latency import LatencyMeter, check_price, format_latency
-    from docvlm.runs import write_json
+    from docvlm.predict.latency import finish_meter, start_meter
 
-    price = check_price(args.price_per_hour if args.price_per_hour is not None else
-                        (cfg.evaluate.price_per_hour if cfg else None))
-    meter = LatencyMeter(batch_size)
-    meter.start()
+    meter, price = start_meter(batch_size, args.price_per_hour, cfg)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, draw_dir=args.draw,
                            progress=not args.quiet, meter=meter,
                            max_batch_visual_tokens=settings.max_batch_visual_tokens)
     write_predictions(rows, output)
-    latency = meter.summary(price)
-    write_json(output.with_name(output.name + ".timing.json"), latency)
+    timing = finish_meter(meter, price, output.with_name(output.name + ".timing.json"))
     counts = skip_summary(samples)
     reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["skipped"].items())
     print(f"{len(rows)} predictions written to {output}; {counts['kept']} of {counts['total']} inputs read"
           + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
-    print(format_latency(latency))
+    print(timing)
     return 0
 
 

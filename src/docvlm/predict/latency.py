@@ -102,3 +102,22 @@ def format_latency(latency: dict) -> str:
             f"(p50 {latency['p50_ms']:.1f}, p95 {latency['p95_ms']:.1f}) at batch size {latency['batch_size']}; "
             f"peak memory {latency['peak_memory_mb']:.0f} MB ({latency['peak_memory_kind']}); "
             f"{latency['device']}{cost_text}")
+
+
+def start_meter(batch_size: int, price_per_hour: float | None, cfg=None) -> tuple[LatencyMeter, float | None]:
+    """A started meter for ``docvlm predict`` and the checked price: ``price_per_hour`` as given
+    on the command line, else the run's ``evaluate.price_per_hour`` (``cfg``: the run's config)."""
+    price = check_price(price_per_hour if price_per_hour is not None else
+                        (cfg.evaluate.price_per_hour if cfg is not None else None))
+    meter = LatencyMeter(batch_size)
+    meter.start()
+    return meter, price
+
+
+def finish_meter(meter: LatencyMeter, price_per_hour: float | None, timing_file) -> str:
+    """Write the meter's summary to ``timing_file`` (JSON); returns its one-line description."""
+    from docvlm.runs import write_json
+
+    latency = meter.summary(price_per_hour)
+    write_json(timing_file, latency)
+    return format_latency(latency)

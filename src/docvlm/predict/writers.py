@@ -596,18 +596,13 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     padding, mask = _line_settings(cfg)
     options = WriteOptions(replace=getattr(args, "replace", False), alto_words=getattr(args, "alto_words", False),
                            keep_words=getattr(args, "keep_words", False), model=_model_name(args.model, cfg))
-    from docvlm.predict.latency import LatencyMeter, check_price, format_latency
-    from docvlm.runs import write_json
+    from docvlm.predict.latency import finish_meter, start_meter
 
-    price = check_price(args.price_per_hour if args.price_per_hour is not None else
-                        (cfg.evaluate.price_per_hour if cfg else None))
-    meter = LatencyMeter(batch_size)
-    meter.start()
+    meter, price = start_meter(batch_size, args.price_per_hour, cfg)
     summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
                             on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter,
                             max_batch_visual_tokens=max_batch_visual_tokens)
-    latency = meter.summary(price)
-    write_json(output / "predictions.jsonl.timing.json", latency)
+    timing = finish_meter(meter, price, output / "predictions.jsonl.timing.json")
     skipped = summary["skips"]["skipped_total"]
     kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
     if summary["files_not_written"]:
@@ -618,7 +613,7 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
         kept += f", {summary['regions_updated']} region texts recomputed from their lines"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
           f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
-    print(format_latency(latency))
+    print(timing)
     return 0
 
 

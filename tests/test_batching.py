@@ -144,6 +144,32 @@ def test_evaluation_during_training_batches_as_predict_does(qwen_dir, mixed_widt
     assert [r["prediction"] for r in capped] == [r["prediction"] for r in single]
 
 
+def test_retention_generation_batches_decoded_images_under_the_cap(qwen_dir, mixed_widths, monkeypatch):
+    from docvlm.config import ModelConfig
+    from docvlm.data.schema import PixelBudget
+    from docvlm.models import prompting
+    from docvlm.models.lengths import visual_token_counts
+    from docvlm.predict.run import samples_from_inputs
+    from docvlm.retention.suites import generate
+
+    loaded = load_base(ModelConfig(name_or_path=str(qwen_dir), dtype="fp32"))
+    sample_set = samples_from_inputs([str(mixed_widths / "train.jsonl")], "Transcribe the text in this image.",
+                                     PixelBudget(784, 6272), "error")
+    samples = [sample_set[i] for i in range(len(sample_set))]
+    visual = visual_token_counts(sample_set.records, loaded.processor, loaded.spec)
+    sizes = []
+    original = prompting.generate_answers
+
+    def recording(model, chat, batch, *args, **kwargs):
+        sizes.append(sum(visual[samples.index(s)] for s in batch))
+        return original(model, chat, batch, *args, **kwargs)
+
+    monkeypatch.setattr(prompting, "generate_answers", recording)
+    capped = generate(loaded, samples, 8, 6, max_visual_tokens=2 * max(visual))
+    assert len(sizes) == 3 and max(sizes) <= 2 * max(visual)
+    assert capped == generate(loaded, samples, 1, 6) and any(capped)
+
+
 def test_generation_batches_close_at_the_visual_token_cap():
     from docvlm.models.lengths import budget_batches
 

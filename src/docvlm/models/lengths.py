@@ -33,16 +33,17 @@ def image_size(record: Record) -> tuple[int, int] | None:
     return None
 
 
-def visual_token_counts(records: list[Record], processor: Any, spec: Any) -> list[int | None]:
+def visual_token_counts(records: list[Record], processor: Any, spec: Any,
+                        sizes: list[tuple[int, int]] | None = None) -> list[int | None]:
     """Visual tokens of each record's image at its budget (resolved against the processor's);
-    None where the size is unknown or the family has no area-based budget."""
+    None where the size is unknown or the family has no area-based budget. ``sizes``: the images'
+    (width, height) when already decoded (else read from the headers)."""
     from docvlm.models.budget import resolved, visual_tokens
     from docvlm.models.prompting import pixel_budget_of
 
     default = pixel_budget_of(processor, spec)
     counts = []
-    for record in records:
-        size = image_size(record)
+    for record, size in zip(records, sizes or [image_size(record) for record in records]):
         try:
             counts.append(visual_tokens(processor.image_processor, size, resolved(record.budget, default))
                           if size else None)

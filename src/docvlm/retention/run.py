@@ -83,13 +83,14 @@ def _finite(value: float | None) -> float | None:
 def score_suites(pair: ModelPair, suites: list[SuiteData], cfg: Config, base_stats: dict) -> dict:
     """Every suite scored on the tuned side (as the model now is) against the base statistics."""
     batch, tokens = cfg.generation.batch_size, cfg.retention.max_new_tokens
+    cap = cfg.generation.max_batch_visual_tokens
     sections = {}
     for data in suites:
         if data.suite.kind == "probes":
-            stats, answers = score_probes(data, pair.base, pair.tuned, pair.base_context, batch, tokens)
+            stats, answers = score_probes(data, pair.base, pair.tuned, pair.base_context, batch, tokens, cap)
             comparisons = {m: _drift_entry(s, cfg) for m, s in stats.items()}
         else:
-            stats, answers = score_suite(data, pair.tuned, cfg.evaluate, batch, tokens)
+            stats, answers = score_suite(data, pair.tuned, cfg.evaluate, batch, tokens, cap)
             comparisons = {m: compare_metric(base_stats[data.name][m], stats[m], m, cfg) for m in stats}
         sections[data.name] = {"kind": data.suite.kind, "group": suite_group(data.suite.kind),
                                "n": len(data.samples), "metrics": comparisons,
@@ -209,11 +210,12 @@ def retention_run(run_dir: str | Path, overrides: list[str] | None = None,
     suites = [load_suite(s, cfg.data, cfg.retention) for s in cfg.retention.suites]
     pair = ModelPair(run_dir, cfg)
     batch, tokens = cfg.generation.batch_size, cfg.retention.max_new_tokens
+    cap = cfg.generation.max_batch_visual_tokens
     base_stats = {}
     with pair.base_context():
         for data in suites:
             if data.suite.kind != "probes":
-                base_stats[data.name] = score_suite(data, pair.base, cfg.evaluate, batch, tokens)[0]
+                base_stats[data.name] = score_suite(data, pair.base, cfg.evaluate, batch, tokens, cap)[0]
     report: dict = {"run": str(run_dir), "floor": cfg.retention.floor, "options": _options(cfg), "task": task}
     if interpolate:
         interpolator = Interpolator(pair.tuned.model, None if pair.lora else pair.base.model)

@@ -101,25 +101,33 @@ def _mean_stats(values: list[float] | np.ndarray) -> CorpusStats:
     return CorpusStats(np.column_stack([values, np.ones(len(values))]), ratio)
 
 
-def generate(loaded: Loaded, samples: list[Sample], batch_size: int, max_new_tokens: int) -> list[str]:
+def generate(loaded: Loaded, samples: list[Sample], batch_size: int, max_new_tokens: int,
+             max_visual_tokens: int | None = None) -> list[str]:
+    """Greedy answers in sample order, generated in batches cut as ``docvlm predict`` cuts them
+    (similar image sizes together, at most ``max_visual_tokens`` visual tokens per batch)."""
+    from docvlm.models.lengths import budget_batches, longest_first, visual_token_counts
     from docvlm.models.prompting import generate_answers
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    answers: list[str] = []
-    for start in range(0, len(samples), batch_size):
-        answers += generate_answers(loaded.model, chat, samples[start:start + batch_size], max_new_tokens)
+    visual = visual_token_counts([s.record for s in samples], loaded.processor, loaded.spec,
+                                 sizes=[s.image.size for s in samples])
+    answers: list[str] = [""] * len(samples)
+    for batch in budget_batches(longest_first(visual), visual, batch_size, max_visual_tokens):
+        for index, answer in zip(batch, generate_answers(loaded.model, chat, [samples[i] for i in batch],
+                                                         max_new_tokens)):
+            answers[index] = answer
     return answers
 
 
-def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_size: int, max_new_tokens: int
-                ) -> tuple[dict[str, CorpusStats], list[str] | None]:
+def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_size: int, max_new_tokens: int,
+                max_visual_tokens: int | None = None) -> tuple[dict[str, CorpusStats], list[str] | None]:
     """Per-metric statistics of one model on one suite, and its generated answers (if any)."""
     kind = data.suite.kind
     if kind == "multiple_choice":
-        return _score_choice(data, loaded, batch_size, max_new_tokens)
+        return _score_choice(data, loaded, batch_size, max_new_tokens, max_visual_tokens)
     if kind == "retrieval":
         return _score_retrieval(data, loaded, batch_size), None
-    answers = generate(loaded, data.samples, batch_size, max_new_tokens)
+    answers = generate(loaded, data.samples, batch_size, max_new_tokens, max_visual_tokens)
     # Scored as 'docvlm evaluate' scores these metrics (same registry, same evaluate options).
     rows = [{"id": s.record.id, "prediction": a, "references": list(s.record.all_references)}
             for s, a in zip(data.samples, answers)]
@@ -134,13 +142,14 @@ def choice_prompt(sample: Sample) -> str:
     return "\n".join(lines + ["Answer with the option's letter."])
 
 
-def _score_choice(data: SuiteData, loaded: Loaded, batch_size: int, max_new_tokens: int):
+def _score_choice(data: SuiteData, loaded: Loaded, batch_size: int, max_new_tokens: int,
+                  max_visual_tokens: int | None = None):
     chat = ChatFormat(loaded.processor, loaded.spec)
     if data.suite.choice_mode == "generate":
         import dataclasses
 
         prompted = [Sample(dataclasses.replace(s.record, prompt=choice_prompt(s)), s.image) for s in data.samples]
-        answers = generate(loaded, prompted, batch_size, max_new_tokens)
+        answers = generate(loaded, prompted, batch_size, max_new_tokens, max_visual_tokens)
         chosen = [_letter_of(a, len(s.record.options)) for a, s in zip(answers, data.samples)]
     else:
         pairs = [(i, with_target(s, o)) for i, s in enumerate(data.samples) for o in s.record.options]
@@ -183,13 +192,13 @@ def _score_retrieval(data: SuiteData, loaded: Loaded, batch_size: int) -> dict[s
 
 
 def score_probes(data: SuiteData, base: Loaded, tuned: Loaded, base_context: Callable[[], Any], batch_size: int,
-                 max_new_tokens: int) -> tuple[dict[str, CorpusStats], list[str]]:
+                 max_new_tokens: int, max_visual_tokens: int | None = None) -> tuple[dict[str, CorpusStats], list[str]]:
     """The base model's greedy answers, scored under both models: per-token KL(base || tuned),
     tuned and base cross-entropy (nats per token, micro-averaged over the answer tokens)."""
     from docvlm.retention.likelihood import drift_stats, labelled_log_probs
 
     with base_context():
-        answers = generate(base, data.samples, batch_size, max_new_tokens)
+        answers = generate(base, data.samples, batch_size, max_new_tokens, max_visual_tokens)
     forced = [with_target(s, a) for s, a in zip(data.samples, answers)]
     chat = ChatFormat(tuned.processor, tuned.spec)
 

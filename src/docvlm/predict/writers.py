@@ -28,7 +28,8 @@ the prediction filled in:
   so a line that already has text is left as it is unless ``--replace``. A
   ``Description/Processing`` (``OCRProcessing`` in ALTO 2) records the model and the date.
 
-Nothing else in a file changes, and the input files are never written: an output path that is
+Only these change in a file (line and region text, the replaced lines' ``Word``s, the
+metadata), and the input files are never written: an output path that is
 an input file is refused. ``predictions.jsonl`` beside the XML files holds one row per line
 (``xml``, ``line_id``, ``line_index``, ``confidence`` added to the usual row).
 

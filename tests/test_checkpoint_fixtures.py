@@ -112,6 +112,20 @@ def scaled_idefics3():
     return Idefics3ForConditionalGeneration(config)
 
 
+def scaled_smolvlm():
+    """SmolVLM2-500M-Video-Instruct's config (SigLIP tower, pixel shuffle with scale factor 4, Llama
+    text model) scaled down."""
+    from transformers import AutoConfig, SmolVLMForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(FIXTURES / "smolvlm")
+    text = config.text_config
+    text.num_hidden_layers, text.hidden_size, text.intermediate_size, text.head_dim = 1, 64, 128, 16
+    text.num_attention_heads, text.num_key_value_heads, text.vocab_size = 4, 2, 1000
+    vision = config.vision_config
+    vision.num_hidden_layers, vision.hidden_size, vision.intermediate_size, vision.num_attention_heads = 1, 32, 64, 2
+    return SmolVLMForConditionalGeneration(config)
+
+
 def florence_native_config(original: dict):
     """microsoft/Florence-2-base-ft's config.json (written for its remote code: ``florence2_language``
     text config, DaViT keys ``dim_embed``/``image_pos_embed``) as transformers' native Florence2Config,
@@ -138,7 +152,7 @@ def scaled_florence2():
 
 
 SCALED = {"qwen2_vl": scaled_qwen2_vl, "qwen2_5_vl": scaled_qwen2_5_vl, "qwen3_vl": scaled_qwen3_vl,
-          "idefics3": scaled_idefics3, "florence2": scaled_florence2}
+          "idefics3": scaled_idefics3, "smolvlm": scaled_smolvlm, "florence2": scaled_florence2}
 
 
 @pytest.mark.parametrize("family", sorted(SCALED))
@@ -410,6 +424,43 @@ def test_idefics3_published_image_splitting_round_trips(tiny_models, tmp_path):
     assert image_processor.do_image_splitting is real["do_image_splitting"] is True
     assert image_processor.size["longest_edge"] == real["size"]["longest_edge"]
     assert image_processor.max_image_size == real["max_image_size"]
+    apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
+    processor.save_pretrained(tmp_path / "tuned")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")
+    assert (reloaded.image_processor.do_image_splitting, reloaded.image_processor.size["longest_edge"]) == (False, 1024)
+    ids = reloaded(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == 64  # one global view, no tiles
+
+
+def test_smolvlm_published_image_splitting_round_trips(tiny_models, tmp_path):
+    """SmolVLM2-500M-Video-Instruct's processor settings (long edge 2048, tiles of 512 plus a
+    global view, 64 visual tokens each) with docvlm's tiny SmolVLM2 tokenizer: the visual tokens
+    are counted as published, a pixel-area budget is refused, and the settings and a changed option
+    survive a docvlm checkpoint."""
+    from transformers import AutoImageProcessor, AutoProcessor, SmolVLMProcessor
+
+    from docvlm.errors import ConfigError
+    from docvlm.models.loading import apply_processor_options
+
+    real = published("smolvlm", "preprocessor_config.json")
+    tiny = load_processor(str(tiny_models["smolvlm"]), ModelConfig())
+    processor = SmolVLMProcessor(image_processor=AutoImageProcessor.from_pretrained(FIXTURES / "smolvlm"),
+                                 tokenizer=tiny.tokenizer, video_processor=tiny.video_processor,
+                                 image_seq_len=published("smolvlm", "processor_config.json")["image_seq_len"],
+                                 chat_template=tiny.chat_template)
+    spec = FAMILIES["smolvlm"]
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    line = Image.new("RGB", (1024, 128), "white")  # -> 2048 x 256: 4 tiles of 512 + the global view
+    ids = processor(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
+    assert int((ids == image_token).sum()) == (4 + 1) * 64
+    with pytest.raises(ConfigError, match="no pixel-area budget"):
+        apply_pixel_budget(processor, spec, PixelBudget(784, 3136))
+    processor.save_pretrained(tmp_path / "as-published")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
+    assert type(reloaded).__name__ == "SmolVLMProcessor" and reloaded.image_seq_len == 64
+    assert reloaded.image_processor.do_image_splitting is real["do_image_splitting"] is True
+    assert reloaded.image_processor.size["longest_edge"] == real["size"]["longest_edge"] == 2048
+    assert reloaded.image_processor.max_image_size == real["max_image_size"]
     apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
     processor.save_pretrained(tmp_path / "tuned")
     reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")

@@ -289,7 +289,8 @@ class GenerationConfig:
     max_batch_visual_tokens: int | None = 16384
     """A batch closes early when its images' visual tokens (estimated from the image headers at the
     pixel budget) would pass this, so that page images run a few at a time while lines run
-    ``batch_size`` at a time; an image above it runs alone. 16384 is Qwen2-VL's largest single
+    ``batch_size`` at a time; an image above it runs alone. Used by predict, evaluate, evaluation
+    during training and the retention suites. 16384 is Qwen2-VL's largest single
     image (max_pixels 12 845 056 / 784). null: only ``batch_size`` limits a batch."""
     num_beams: int = 1
     """1: greedy decoding."""

@@ -398,19 +398,33 @@ def test_original_remote_code_florence2_is_refused_with_the_converted_name(tmp_p
         load_base(ModelConfig(name_or_path="microsoft/Florence-2-large"))  # offline: known by name
 
 
-def test_idefics3_published_image_splitting_round_trips(tiny_models, tmp_path):
-    """granite-docling-258M's processor settings (images resized to a 2048-pixel long edge, split
-    into 512-pixel tiles plus a global view, 64 visual tokens each) load, count the visual tokens
-    as published, refuse a pixel-area budget, and survive a docvlm checkpoint with the options a
-    config may change."""
+def smolvlm_processor(tiny_models):
+    """docvlm's tiny SmolVLM2 processor (tokenizer, video processor, template) with
+    SmolVLM2-500M-Video-Instruct's image processor settings and image_seq_len."""
+    from transformers import AutoImageProcessor, SmolVLMProcessor
+
+    tiny = load_processor(str(tiny_models["smolvlm"]), ModelConfig())
+    return SmolVLMProcessor(image_processor=AutoImageProcessor.from_pretrained(FIXTURES / "smolvlm"),
+                            tokenizer=tiny.tokenizer, video_processor=tiny.video_processor,
+                            image_seq_len=published("smolvlm", "processor_config.json")["image_seq_len"],
+                            chat_template=tiny.chat_template)
+
+
+@pytest.mark.parametrize("family,processor_of", [("idefics3", granite_docling_processor),
+                                                 ("smolvlm", smolvlm_processor)])
+def test_idefics3_style_published_image_splitting_round_trips(tiny_models, tmp_path, family, processor_of):
+    """granite-docling-258M's (Idefics3) and SmolVLM2-500M-Video-Instruct's processor settings
+    (images resized to a 2048-pixel long edge, split into 512-pixel tiles plus a global view, 64
+    visual tokens each) load, count the visual tokens as published, refuse a pixel-area budget,
+    and survive a docvlm checkpoint with the options a config may change."""
     from transformers import AutoProcessor
 
     from docvlm.errors import ConfigError
     from docvlm.models.loading import apply_processor_options
 
-    real = published("idefics3", "preprocessor_config.json")
-    processor = granite_docling_processor(tiny_models)
-    spec = FAMILIES["idefics3"]
+    real = published(family, "preprocessor_config.json")
+    processor = processor_of(tiny_models)
+    spec = FAMILIES[family]
     image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
     line = Image.new("RGB", (1024, 128), "white")  # -> 2048 x 256: 4 tiles of 512 + the global view
     ids = processor(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
@@ -419,48 +433,12 @@ def test_idefics3_published_image_splitting_round_trips(tiny_models, tmp_path):
         apply_pixel_budget(processor, spec, PixelBudget(784, 3136))
     processor.save_pretrained(tmp_path / "as-published")
     reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
-    assert reloaded.image_seq_len == published("idefics3", "processor_config.json")["image_seq_len"]
+    assert type(reloaded) is type(processor)
+    assert reloaded.image_seq_len == published(family, "processor_config.json")["image_seq_len"] == 64
     image_processor = reloaded.image_processor
     assert image_processor.do_image_splitting is real["do_image_splitting"] is True
-    assert image_processor.size["longest_edge"] == real["size"]["longest_edge"]
+    assert image_processor.size["longest_edge"] == real["size"]["longest_edge"] == 2048
     assert image_processor.max_image_size == real["max_image_size"]
-    apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
-    processor.save_pretrained(tmp_path / "tuned")
-    reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")
-    assert (reloaded.image_processor.do_image_splitting, reloaded.image_processor.size["longest_edge"]) == (False, 1024)
-    ids = reloaded(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
-    assert int((ids == image_token).sum()) == 64  # one global view, no tiles
-
-
-def test_smolvlm_published_image_splitting_round_trips(tiny_models, tmp_path):
-    """SmolVLM2-500M-Video-Instruct's processor settings (long edge 2048, tiles of 512 plus a
-    global view, 64 visual tokens each) with docvlm's tiny SmolVLM2 tokenizer: the visual tokens
-    are counted as published, a pixel-area budget is refused, and the settings and a changed option
-    survive a docvlm checkpoint."""
-    from transformers import AutoImageProcessor, AutoProcessor, SmolVLMProcessor
-
-    from docvlm.errors import ConfigError
-    from docvlm.models.loading import apply_processor_options
-
-    real = published("smolvlm", "preprocessor_config.json")
-    tiny = load_processor(str(tiny_models["smolvlm"]), ModelConfig())
-    processor = SmolVLMProcessor(image_processor=AutoImageProcessor.from_pretrained(FIXTURES / "smolvlm"),
-                                 tokenizer=tiny.tokenizer, video_processor=tiny.video_processor,
-                                 image_seq_len=published("smolvlm", "processor_config.json")["image_seq_len"],
-                                 chat_template=tiny.chat_template)
-    spec = FAMILIES["smolvlm"]
-    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
-    line = Image.new("RGB", (1024, 128), "white")  # -> 2048 x 256: 4 tiles of 512 + the global view
-    ids = processor(text="<image>", images=[[line]], return_tensors="pt")["input_ids"][0]
-    assert int((ids == image_token).sum()) == (4 + 1) * 64
-    with pytest.raises(ConfigError, match="no pixel-area budget"):
-        apply_pixel_budget(processor, spec, PixelBudget(784, 3136))
-    processor.save_pretrained(tmp_path / "as-published")
-    reloaded = AutoProcessor.from_pretrained(tmp_path / "as-published")
-    assert type(reloaded).__name__ == "SmolVLMProcessor" and reloaded.image_seq_len == 64
-    assert reloaded.image_processor.do_image_splitting is real["do_image_splitting"] is True
-    assert reloaded.image_processor.size["longest_edge"] == real["size"]["longest_edge"] == 2048
-    assert reloaded.image_processor.max_image_size == real["max_image_size"]
     apply_processor_options(processor, spec, {"do_image_splitting": False, "size": {"longest_edge": 1024}})
     processor.save_pretrained(tmp_path / "tuned")
     reloaded = AutoProcessor.from_pretrained(tmp_path / "tuned")

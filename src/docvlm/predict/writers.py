@@ -21,7 +21,10 @@ the prediction filled in:
   new primary reading gets the region-level ``TextEquiv`` recomputed: its lines' primary readings
   joined by newlines (created when the region had none, before ``TextStyle``; its ``conf`` dropped).
   Tools that read the region level (dinglehopper's default ``--textequiv-level region``) then see
-  the predictions, not the old text or nothing.
+  the predictions, not the old text or nothing. A region whose text is its own rather than its
+  lines' readings joined (region-level ground truth, e.g. a Transkribus region transcribed while
+  its lines are not) keeps it unless ``--replace``, as a line with text does: from PAGE 2016 on the
+  lines' text is added as a further region ``TextEquiv``, before that the region is left as it is.
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -93,7 +96,8 @@ class WriteCounts:
     words_removed: int = 0
     """PAGE ``Word`` elements removed from replaced lines."""
     regions_updated: int = 0
-    """PAGE ``TextRegion``s whose region-level ``TextEquiv`` was recomputed from their lines."""
+    """PAGE ``TextRegion``s whose region-level ``TextEquiv`` was recomputed from their lines (or, for a
+    region with text of its own and no ``--replace``, got their text as a further reading)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,26 +210,27 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
     ids = _alto_ids(root) if kind == "alto" else set()
-    changed_regions = {}
+    changed_regions, lines_before = {}, {}
     for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
         text = xml_safe(text)
         if kind == "page":
+            region = line.getparent()
+            if etree.QName(region).localname == "TextRegion" and id(region) not in lines_before:
+                lines_before[id(region)] = lines_text(region)  # before any of its lines changes
             before = primary_text(line)
             written = write_page_line(line, text, options.replace, confidence)
             if written and options.replace and not options.keep_words:
                 counts.words_removed += remove_words(line)
-            region = line.getparent()
-            if primary_text(line) != before and etree.QName(region).localname == "TextRegion":
+            if primary_text(line) != before and id(region) in lines_before:
                 changed_regions[id(region)] = region
         else:
             written = write_alto_line(line, text, options, ids, confidence)
         counts.lines_written += written
         counts.lines_kept += not written
     if kind == "page":
-        for region in changed_regions.values():
-            write_region_text(region, options.replace)
-        counts.regions_updated += len(changed_regions)
+        for key, region in changed_regions.items():
+            counts.regions_updated += write_region_text(region, options.replace, lines_before[key])
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)
@@ -335,12 +340,27 @@ def remove_words(line) -> int:
     return len(words)
 
 
-def write_region_text(region, replace: bool) -> None:
-    """Set a ``TextRegion``'s primary ``TextEquiv`` to its own lines' primary readings joined by
-    newlines (a line without text gives an empty line, as dinglehopper's line level reads it).
-    With ``replace`` the region's other readings go, as the lines' did."""
-    text = "\n".join(primary_text(line) or "" for line in region.findall("{*}TextLine"))
+def lines_text(region) -> str:
+    """A ``TextRegion``'s own lines' primary readings joined by newlines (a line without text gives
+    an empty line, as dinglehopper's line level reads it)."""
+    return "\n".join(primary_text(line) or "" for line in region.findall("{*}TextLine"))
+
+
+def write_region_text(region, replace: bool, lines_before: str | None = None) -> bool:
+    """Set a ``TextRegion``'s primary ``TextEquiv`` to its lines' text (``lines_text``); with
+    ``replace`` the region's other readings go, as the lines' did. Returns whether it changed.
+
+    Without ``replace``, a region whose text is its own, not its lines' readings as they were
+    (``lines_before``, whitespace aside), holds ground truth the lines lack (Transkribus keeps the
+    region's full transcription while lines are still untranscribed): like a line with text it keeps
+    it as the primary reading. PAGE 2016 and later get the lines' text as a further ``TextEquiv``
+    (next ``index``); before 2016, one ``TextEquiv`` is all a region may hold, so it is left alone."""
+    text = lines_text(region)
     equiv = primary_equiv(region)
+    old = primary_text(region)
+    if (not replace and old is not None and old.strip() and lines_before is not None
+            and old.split() != lines_before.split()):
+        return _add_region_reading(region, text)
     if replace:
         for other in region.findall("{*}TextEquiv"):
             if other is not equiv:
@@ -351,12 +371,31 @@ def write_region_text(region, replace: bool) -> None:
         siblings = [c for c in region if isinstance(c.tag, str)]
         region.insert(region.index(style) if style is not None else len(region), equiv)
         _indent_like_siblings(region, equiv, siblings)
-        return
+        return True
     equiv.attrib.pop("conf", None)  # it scored the old text
     for name in ("PlainText", "Unicode"):
         child = equiv.find("{*}" + name)
         if child is not None:
             child.text = text
+    return True
+
+
+def _add_region_reading(region, text: str) -> bool:
+    """The lines' text as a further region ``TextEquiv`` after the existing ones (PAGE 2016 and
+    later; earlier versions allow one: False, nothing written)."""
+    version = page_version(region)
+    if version < "2016-07-15":
+        return False
+    equivs = region.findall("{*}TextEquiv")
+    equiv = _text_equiv(region, text, version)
+    equiv.set("index", str(max(_index(e) for e in equivs) + 1))
+    for existing in equivs:  # as for lines: OCR-D's first-reading rule sees only indexed ones
+        if existing.get("index") is None:
+            existing.set("index", str(_index(existing)))
+    siblings = [c for c in region if isinstance(c.tag, str)]
+    region.insert(region.index(equivs[-1]) + 1, equiv)
+    _indent_like_siblings(region, equiv, siblings)
+    return True
 
 
 def _remove_keeping_layout(element) -> None:

@@ -1,0 +1,74 @@
+"""Write-back on real files whose shape the other write-back tests do not cover (see
+fixtures/layout/SOURCES.md): what a written copy keeps, and that it stays valid against its
+version's schema."""
+
+import shutil
+from pathlib import Path
+
+from lxml import etree
+from test_writeback_versions import assert_valid, first_reading
+
+from docvlm.predict.writers import WriteCounts, WriteOptions, write_layout
+
+LAYOUT = Path(__file__).parent / "fixtures" / "layout"
+# Transkribus PAGE 2013 (kraken's test resources): region 461 holds the page's whole transcription
+# (25 lines) while only 4 TextLines are segmented, the first of them without text.
+KRAKEN_LITE = LAYOUT / "kraken" / "170025120000003,0074-lite.xml"
+PAGE_2019 = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+
+
+def regions(path: Path) -> dict[str, list[tuple[str | None, str]]]:
+    """Region id -> its TextEquivs as (index, Unicode)."""
+    return {r.get("id"): [(e.get("index"), e.findtext("{*}Unicode")) for e in r.findall("{*}TextEquiv")]
+            for r in etree.parse(str(path)).iter("{*}TextRegion")}
+
+
+def write(source: Path, tmp_path: Path, predictions: dict, **options) -> tuple[Path, WriteCounts]:
+    xml = tmp_path / source.name
+    shutil.copy(source, xml)
+    target, counts = tmp_path / "out" / source.name, WriteCounts()
+    write_layout(xml, target, predictions, WriteOptions(model="m", **options), counts)
+    return target, counts
+
+
+def test_region_ground_truth_survives_predictions_for_its_untranscribed_lines(tmp_path):
+    before = regions(KRAKEN_LITE)["region_1469098557906_461"]
+    assert len(before) == 1 and before[0][1].count("\n") == 24  # 25 lines of text, 4 TextLines
+    predictions = {index: (f"neu {index}", 0.5) for index in range(5)}
+    target, counts = write(KRAKEN_LITE, tmp_path, predictions)
+    assert_valid("pagecontent-2013-07-15.xsd", target)
+    # Only the line without text takes its prediction (PAGE 2013: one TextEquiv per line) ...
+    assert counts.lines_written == 1 and counts.lines_kept == 4
+    lines = list(etree.parse(str(target)).iter("{*}TextLine"))
+    assert first_reading(lines[1]) == "neu 1"
+    # ... and the region keeps its own transcription, which its lines never held.
+    assert regions(target) == regions(KRAKEN_LITE) and counts.regions_updated == 0
+
+
+def test_replace_recomputes_a_region_with_its_own_text(tmp_path):
+    predictions = {index: (f"neu {index}", 0.5) for index in range(5)}
+    target, counts = write(KRAKEN_LITE, tmp_path, predictions, replace=True)
+    assert_valid("pagecontent-2013-07-15.xsd", target)
+    assert counts.lines_written == 5 and counts.regions_updated == 2
+    assert regions(target)["region_1469098557906_461"] == [(None, "neu 1\nneu 2\nneu 3\nneu 4")]
+
+
+def test_page_2019_region_with_its_own_text_gets_the_lines_as_a_further_reading(tmp_path):
+    # The same shape in PAGE 2019, where a region may hold several readings.
+    source = tmp_path / "in" / "p.xml"
+    source.parent.mkdir()
+    source.write_text(
+        f'<PcGts xmlns="{PAGE_2019}"><Metadata><Creator>x</Creator><Created>2020-01-01T00:00:00</Created>'
+        '<LastChange>2020-01-01T00:00:00</LastChange></Metadata><Page imageFilename="p.png" imageWidth="9" '
+        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/>'
+        '<TextLine id="l1"><Coords points="0,0 9,0 9,4"/><TextEquiv><Unicode/></TextEquiv></TextLine>'
+        '<TextLine id="l2"><Coords points="0,5 9,5 9,9"/><TextEquiv><Unicode>zwei</Unicode></TextEquiv></TextLine>'
+        '<TextEquiv conf="0.9"><Unicode>eins\nzwei\ndrei</Unicode></TextEquiv><TextStyle fontSize="9"/>'
+        '</TextRegion></Page></PcGts>', encoding="utf-8")
+    target, counts = write(source, tmp_path, {0: ("one", None), 1: ("two", None)})
+    assert_valid("pagecontent-2019-07-15.xsd", target)
+    assert counts.regions_updated == 1
+    assert regions(target)["r"] == [("1", "eins\nzwei\ndrei"), ("2", "one\nzwei")]
+    region = etree.parse(str(target)).find(".//{*}TextRegion")
+    assert [etree.QName(c).localname for c in region][-3:] == ["TextEquiv", "TextEquiv", "TextStyle"]
+    assert region.find("{*}TextEquiv").get("conf") == "0.9"  # the kept reading is untouched

@@ -27,7 +27,9 @@ Conventions:
 - Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
   the innermost listed region that contains it), then lines of regions it does not list, in
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
-- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). ALTO in pixels, or
+- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). A ``TextLine`` whose
+  ``Coords`` are a placeholder (a point or one pixel: Aletheia's ``tempLine``, ``0,0 1,0 1,1 0,1``,
+  holding Words outside any line) is cut around its ``Word``s, counted as ``line_box_from_words``. ALTO in pixels, or
   in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
   ``WIDTH``/``HEIGHT`` (ALTO 1 and ABBYY-made files such as the Library of Congress' newspapers).
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
@@ -79,6 +81,9 @@ class LayoutLine:
     extent: bool = False
     """The polygon is an ALTO box given as its outer corners ``(HPOS, VPOS)``, ``(HPOS + WIDTH,
     VPOS + HEIGHT)`` in a non-pixel unit; the last pixel is taken off once scaled to pixels."""
+    from_words: bool = False
+    """PAGE: the line's own ``Coords`` are a placeholder (a single point or pixel) and the
+    polygon is the box around its ``Word``s (counted as ``line_box_from_words``)."""
 
 
 @dataclass
@@ -183,11 +188,32 @@ def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
         region_type = region.get("type") or (None if _local(region) == "TextRegion" else _local(region))
     language = line.get("primaryLanguage") or next(
         (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
+    polygon = _page_points(coords, where)
+    words = _words_box(line, where) if _placeholder(polygon) else None
     return LayoutLine(
         id=line.get("id") or f"line{index}", text=_page_text(line, path),
-        polygon=_page_points(coords, where),
+        polygon=words or polygon,
         baseline=_page_points(baseline, where) if baseline is not None else None,
-        region_type=region_type, language=language, sourceline=line.sourceline, index=index)
+        region_type=region_type, language=language, sourceline=line.sourceline, index=index,
+        from_words=bool(words))
+
+
+def _placeholder(polygon: list[Point]) -> bool:
+    """Coords that outline no line: a point, or Aletheia's ``0,0 1,0 1,1 0,1`` on the ``tempLine``
+    it makes to hold Words that belong to no line (Transkribus files carry them too)."""
+    if not polygon:
+        return False
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    return max(xs) - min(xs) <= 1 and max(ys) - min(ys) <= 1
+
+
+def _words_box(line, where: str) -> list[Point] | None:
+    """The box around a line's ``Word`` outlines; None without any."""
+    points = [p for word in line.findall("{*}Word") for p in _page_points(word.find("{*}Coords"), where)]
+    if not points:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return [(min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys))]
 
 
 def _page_points(element, where: str) -> list[Point]:
@@ -478,6 +504,9 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
                 image_path, size = _page_image(page, dataset, source, where)
             if page.unit_extent is not None:
                 line = _to_pixels(line, page.unit_extent, size)
+            if line.from_words:
+                report.adjusted["line_box_from_words"] += 1
+                log.info("%s: the line's Coords are a placeholder; cut around its Words", where)
             record = _line_record(line, image_path, size, dataset, sample_id, page_id, where, report, inference)
             if inference:
                 record.source = SourceRef(str(page.xml), line.index, line.id, str(root))

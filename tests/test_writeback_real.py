@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from lxml import etree
-from test_writeback_versions import assert_valid, first_reading
+from test_writeback_versions import assert_valid, canonical, first_reading, schema
 
 from docvlm.predict.writers import WriteCounts, WriteOptions, write_layout
 
@@ -21,6 +21,12 @@ def regions(path: Path) -> dict[str, list[tuple[str | None, str]]]:
     """Region id -> its TextEquivs as (index, Unicode)."""
     return {r.get("id"): [(e.get("index"), e.findtext("{*}Unicode")) for e in r.findall("{*}TextEquiv")]
             for r in etree.parse(str(path)).iter("{*}TextRegion")}
+
+
+def schema_errors(path: Path, xsd: str = "pagecontent-2013-07-15.xsd") -> set[str]:
+    validator = schema(xsd)
+    validator.validate(etree.parse(str(path)))
+    return {error.message for error in validator.error_log}
 
 
 def write(source: Path, tmp_path: Path, predictions: dict, **options) -> tuple[Path, WriteCounts]:
@@ -72,3 +78,25 @@ def test_page_2019_region_with_its_own_text_gets_the_lines_as_a_further_reading(
     region = etree.parse(str(target)).find(".//{*}TextRegion")
     assert [etree.QName(c).localname for c in region][-3:] == ["TextEquiv", "TextEquiv", "TextStyle"]
     assert region.find("{*}TextEquiv").get("conf") == "0.9"  # the kept reading is untouched
+
+
+# Transkribus PAGE 2013 with a TableRegion: 169 lines, 165 of them in TableCells, 6 transcribed.
+BURGKIRCHEN = LAYOUT / "transkribus" / "S_Burgkirchen_am_Wald_020_0117.xml"
+
+
+def test_only_text_regions_get_region_text_and_nothing_else_changes(tmp_path):
+    predictions = {index: (f"neu {index}", 0.5) for index in range(169)}
+    target, counts = write(BURGKIRCHEN, tmp_path, predictions)
+    # Transkribus' table extension is not PAGE 2013: the copy may add no error of its own.
+    assert schema_errors(target) == schema_errors(BURGKIRCHEN) and len(schema_errors(BURGKIRCHEN)) == 4
+    assert counts.lines_written == 163 and counts.lines_kept == 6
+    # One TextRegion (whose only line had no text) gets its lines' text; table cells get none.
+    assert counts.regions_updated == 1
+    written = etree.parse(str(target))
+    owners = {etree.QName(e.getparent()).localname for e in written.iter("{*}TextEquiv")}
+    assert owners == {"TextLine", "TextRegion"}
+    region = written.find(".//{*}TextRegion[@id='region_1501489674788_5']")
+    assert first_reading(region) == "\n".join(first_reading(line) for line in region.findall("{*}TextLine"))
+    # Apart from the line and region text, the written file is the input.
+    drop = "//*[local-name()='TextLine' or local-name()='TextRegion']/*[local-name()='TextEquiv']"
+    assert canonical(target, drop) == canonical(BURGKIRCHEN, drop)

@@ -210,6 +210,7 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
     ids = _alto_ids(root) if kind == "alto" else set()
+    # Keyed by id(): the values hold the region, keeping its lxml proxy (and so its id) alive.
     changed_regions, lines_before = {}, {}
     for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
@@ -217,7 +218,7 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
         if kind == "page":
             region = line.getparent()
             if etree.QName(region).localname == "TextRegion" and id(region) not in lines_before:
-                lines_before[id(region)] = lines_text(region)  # before any of its lines changes
+                lines_before[id(region)] = (region, lines_text(region))  # before any of its lines changes
             before = primary_text(line)
             written = write_page_line(line, text, options.replace, confidence)
             if written and options.replace and not options.keep_words:
@@ -230,7 +231,7 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
         counts.lines_kept += not written
     if kind == "page":
         for key, region in changed_regions.items():
-            counts.regions_updated += write_region_text(region, options.replace, lines_before[key])
+            counts.regions_updated += write_region_text(region, options.replace, lines_before[key][1])
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)

@@ -59,25 +59,29 @@ def test_replace_recomputes_a_region_with_its_own_text(tmp_path):
     assert regions(target)["region_1469098557906_461"] == [(None, "neu 1\nneu 2\nneu 3\nneu 4")]
 
 
-def test_page_2019_region_with_its_own_text_gets_the_lines_as_a_further_reading(tmp_path):
-    # The same shape in PAGE 2019, where a region may hold several readings.
+def test_page_2019_region_with_its_own_text_keeps_it_and_one_with_its_lines_text_follows_them(tmp_path):
+    # The same shapes in PAGE 2019: region "own" holds text its lines lack; "derived" holds its
+    # lines' text (an OCR engine's, one line empty), which the new reading makes stale.
+    def region(name, texts, text):
+        lines = "".join(f'<TextLine id="{name}{n}"><Coords points="0,{n} 9,{n} 9,{n + 1}"/><TextEquiv>'
+                        f"<Unicode>{t}</Unicode></TextEquiv></TextLine>" for n, t in enumerate(texts))
+        return (f'<TextRegion id="{name}"><Coords points="0,0 9,0 9,9"/>{lines}'
+                f'<TextEquiv conf="0.9"><Unicode>{text}</Unicode></TextEquiv><TextStyle fontSize="9"/></TextRegion>')
+
     source = tmp_path / "in" / "p.xml"
     source.parent.mkdir()
     source.write_text(
         f'<PcGts xmlns="{PAGE_2019}"><Metadata><Creator>x</Creator><Created>2020-01-01T00:00:00</Created>'
         '<LastChange>2020-01-01T00:00:00</LastChange></Metadata><Page imageFilename="p.png" imageWidth="9" '
-        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/>'
-        '<TextLine id="l1"><Coords points="0,0 9,0 9,4"/><TextEquiv><Unicode/></TextEquiv></TextLine>'
-        '<TextLine id="l2"><Coords points="0,5 9,5 9,9"/><TextEquiv><Unicode>zwei</Unicode></TextEquiv></TextLine>'
-        '<TextEquiv conf="0.9"><Unicode>eins\nzwei\ndrei</Unicode></TextEquiv><TextStyle fontSize="9"/>'
-        '</TextRegion></Page></PcGts>', encoding="utf-8")
-    target, counts = write(source, tmp_path, {0: ("one", None), 1: ("two", None)})
+        f'imageHeight="9">{region("own", ["", "zwei"], "eins zwei drei")}'
+        f'{region("derived", ["", "zwei"], chr(10) + "zwei")}</Page></PcGts>', encoding="utf-8")
+    predictions = {index: (f"p{index}", None) for index in range(4)}
+    target, counts = write(source, tmp_path, predictions)
     assert_valid("pagecontent-2019-07-15.xsd", target)
-    assert counts.regions_updated == 1
-    assert regions(target)["r"] == [("1", "eins\nzwei\ndrei"), ("2", "one\nzwei")]
-    region = etree.parse(str(target)).find(".//{*}TextRegion")
-    assert [etree.QName(c).localname for c in region][-3:] == ["TextEquiv", "TextEquiv", "TextStyle"]
-    assert region.find("{*}TextEquiv").get("conf") == "0.9"  # the kept reading is untouched
+    assert counts.lines_written == 4 and counts.regions_updated == 1
+    assert regions(target)["own"] == [(None, "eins zwei drei")]
+    assert regions(target)["derived"] == [(None, "p2\nzwei")]  # the line with text keeps it primary
+    assert etree.parse(str(target)).find(".//{*}TextRegion[@id='own']/{*}TextEquiv").get("conf") == "0.9"
 
 
 # Transkribus PAGE 2013 with a TableRegion: 169 lines, 165 of them in TableCells, 6 transcribed.

@@ -23,8 +23,7 @@ the prediction filled in:
   Tools that read the region level (dinglehopper's default ``--textequiv-level region``) then see
   the predictions, not the old text or nothing. A region whose text is its own rather than its
   lines' readings joined (region-level ground truth, e.g. a Transkribus region transcribed while
-  its lines are not) keeps it unless ``--replace``, as a line with text does: from PAGE 2016 on the
-  lines' text is added as a further region ``TextEquiv``, before that the region is left as it is.
+  its lines are not) is left alone unless ``--replace``, as a line with text is.
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -96,8 +95,7 @@ class WriteCounts:
     words_removed: int = 0
     """PAGE ``Word`` elements removed from replaced lines."""
     regions_updated: int = 0
-    """PAGE ``TextRegion``s whose region-level ``TextEquiv`` was recomputed from their lines (or, for a
-    region with text of its own and no ``--replace``, got their text as a further reading)."""
+    """PAGE ``TextRegion``s whose region-level ``TextEquiv`` was recomputed from their lines."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,15 +351,14 @@ def write_region_text(region, replace: bool, lines_before: str | None = None) ->
 
     Without ``replace``, a region whose text is its own, not its lines' readings as they were
     (``lines_before``, whitespace aside), holds ground truth the lines lack (Transkribus keeps the
-    region's full transcription while lines are still untranscribed): like a line with text it keeps
-    it as the primary reading. PAGE 2016 and later get the lines' text as a further ``TextEquiv``
-    (next ``index``); before 2016, one ``TextEquiv`` is all a region may hold, so it is left alone."""
+    region's full transcription while lines are still untranscribed): it is left alone (False), as
+    a line with ground truth keeps it. A region whose text was its lines' is recomputed."""
     text = lines_text(region)
     equiv = primary_equiv(region)
     old = primary_text(region)
     if (not replace and old is not None and old.strip() and lines_before is not None
             and old.split() != lines_before.split()):
-        return _add_region_reading(region, text)
+        return False
     if replace:
         for other in region.findall("{*}TextEquiv"):
             if other is not equiv:
@@ -380,23 +377,6 @@ def write_region_text(region, replace: bool, lines_before: str | None = None) ->
             child.text = text
     return True
 
-
-def _add_region_reading(region, text: str) -> bool:
-    """The lines' text as a further region ``TextEquiv`` after the existing ones (PAGE 2016 and
-    later; earlier versions allow one: False, nothing written)."""
-    version = page_version(region)
-    if version < "2016-07-15":
-        return False
-    equivs = region.findall("{*}TextEquiv")
-    equiv = _text_equiv(region, text, version)
-    equiv.set("index", str(max(_index(e) for e in equivs) + 1))
-    for existing in equivs:  # as for lines: OCR-D's first-reading rule sees only indexed ones
-        if existing.get("index") is None:
-            existing.set("index", str(_index(existing)))
-    siblings = [c for c in region if isinstance(c.tag, str)]
-    region.insert(region.index(equivs[-1]) + 1, equiv)
-    _indent_like_siblings(region, equiv, siblings)
-    return True
 
 
 def _remove_keeping_layout(element) -> None:

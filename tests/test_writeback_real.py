@@ -8,6 +8,7 @@ from pathlib import Path
 from lxml import etree
 from test_writeback_versions import assert_valid, canonical, first_reading, schema
 
+from docvlm.data.layout import parse_xml, read_page
 from docvlm.predict.writers import WriteCounts, WriteOptions, write_layout
 
 LAYOUT = Path(__file__).parent / "fixtures" / "layout"
@@ -104,3 +105,46 @@ def test_only_text_regions_get_region_text_and_nothing_else_changes(tmp_path):
     # Apart from the line and region text, the written file is the input.
     drop = "//*[local-name()='TextLine' or local-name()='TextRegion']/*[local-name()='TextEquiv']"
     assert canonical(target, drop) == canonical(BURGKIRCHEN, drop)
+
+
+# Transkribus PAGE 2013: the first TextLine ("tempLine") has no TextEquiv; its text, "ordentlichen",
+# is in its one Word, and the reader reads it as the line's ground truth.
+STAZ_001 = LAYOUT / "transkribus" / "StAZ-Sign.2-1_001.xml"
+
+
+def reread(path: Path) -> list[str]:
+    return [line.text for line in read_page(path, parse_xml(path)).lines]
+
+
+def test_a_line_whose_text_is_in_its_words_keeps_it(tmp_path):
+    assert reread(STAZ_001)[0] == "ordentlichen"
+    predictions = {index: (f"neu {index}", 0.5) for index in range(38)}
+    target, counts = write(STAZ_001, tmp_path, predictions)
+    assert_valid("pagecontent-2013-07-15.xsd", target)
+    # PAGE 2013: every line has ground truth, so none is written and the file reads as before.
+    assert counts.lines_written == 0 and counts.lines_kept == 38
+    assert reread(target) == reread(STAZ_001)
+    # --replace does write it, and its Word goes with the old reading.
+    (tmp_path / "replace").mkdir()
+    target, counts = write(STAZ_001, tmp_path / "replace", predictions, replace=True)
+    assert counts.lines_written == 38 and reread(target)[0] == "neu 0"
+
+
+def test_page_2019_line_with_text_in_its_words_gets_it_as_the_primary_reading(tmp_path):
+    source = tmp_path / "in" / "p.xml"
+    source.parent.mkdir()
+    source.write_text(
+        f'<PcGts xmlns="{PAGE_2019}"><Metadata><Creator>x</Creator><Created>2020-01-01T00:00:00</Created>'
+        '<LastChange>2020-01-01T00:00:00</LastChange></Metadata><Page imageFilename="p.png" imageWidth="9" '
+        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/><TextLine id="l"><Coords points="0,0 9,0 9,4"/>'
+        '<Word id="w1"><Coords points="0,0 4,0 4,4"/><TextEquiv index="2"><Unicode>x</Unicode></TextEquiv>'
+        '<TextEquiv index="1"><Unicode>Ein</Unicode></TextEquiv></Word>'
+        '<Word id="w2"><Coords points="5,0 9,0 9,4"/><TextEquiv><Unicode>Wort</Unicode></TextEquiv></Word>'
+        '<TextStyle fontSize="9"/></TextLine></TextRegion></Page></PcGts>', encoding="utf-8")
+    assert reread(source) == ["Ein Wort"]  # each Word's primary reading (lowest index)
+    target, counts = write(source, tmp_path, {0: ("Ein Wert", 0.5)})
+    assert_valid("pagecontent-2019-07-15.xsd", target)
+    line = etree.parse(str(target)).find(".//{*}TextLine")
+    assert [(e.get("index"), e.findtext("{*}Unicode")) for e in line.findall("{*}TextEquiv")] == [
+        ("1", "Ein Wort"), ("2", "Ein Wert")]
+    assert reread(target) == ["Ein Wort"] and len(line.findall("{*}Word")) == 2

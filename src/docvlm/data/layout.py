@@ -263,8 +263,19 @@ def _page_text(line, path: Path) -> str:
         equivs.sort(key=lambda e: _index(e, 1, path))
         unicode = equivs[0].find("{*}Unicode")
         return unicode.text or "" if unicode is not None else ""
-    words = [w.find("{*}TextEquiv/{*}Unicode") for w in line.findall("{*}Word")]
-    return " ".join(w.text for w in words if w is not None and w.text)
+    return words_text(line, path)
+
+
+def words_text(line, path: Path | None = None) -> str:
+    """A ``TextLine``'s ``Word``s' primary readings joined by spaces: the line's text when the line
+    itself has no ``TextEquiv`` (the write-back treats it as the line's ground truth too)."""
+    texts = []
+    for word in line.findall("{*}Word"):
+        equivs = sorted(word.findall("{*}TextEquiv"), key=lambda e: _index(e, 1, path or Path("?")))
+        unicode = equivs[0].find("{*}Unicode") if equivs else None
+        if unicode is not None and unicode.text:
+            texts.append(unicode.text)
+    return " ".join(texts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ the prediction filled in:
   prediction is added as a further ``TextEquiv`` with the next ``index`` (``--replace`` drops the
   old ones instead). PAGE before 2016-07-15 allows one ``TextEquiv`` per line and no ``index``
   (Transkribus still writes 2013): there a line with text is left as it is unless ``--replace``,
-  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A
+  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A line
+  whose text is only in its ``Word``s (read as its text) counts as a line with text; from PAGE
+  2016 on that text is first written as the line's ``TextEquiv`` (index 1), so it stays primary. A
   ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the model and the date
   (PAGE 2018 and later; older files have no ``MetadataItem``).
   The levels around the line are kept consistent with it, as OCR-D's line recognisers do:
@@ -54,7 +56,8 @@ from typing import Any
 from lxml import etree
 
 from docvlm.config import DatasetConfig
-from docvlm.data.layout import FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name
+from docvlm.data.layout import (FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name,
+                                words_text)
 from docvlm.data.schema import BadSample, PixelBudget, SkipReport
 from docvlm.data.sources import SampleSet
 from docvlm.errors import DataError
@@ -404,12 +407,20 @@ def _text_equiv(parent, text: str, version: str, confidence: float | None = None
 def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
     """Put ``text`` into a PAGE ``TextLine``. From PAGE 2016 on always written (ground truth is
     kept beside it); before, one ``TextEquiv`` is all a line may hold, so a line with text keeps
-    it unless ``replace`` (False: not written)."""
+    it unless ``replace`` (False: not written).
+
+    A line without ``TextEquiv`` whose ``Word``s hold text has that text as its ground truth (the
+    reader reads it so): it is kept like a line's own, and from PAGE 2016 on first written as the
+    line's ``TextEquiv`` (index 1), so that the prediction does not become the line's only reading."""
     version = page_version(line)
     equivs = line.findall("{*}TextEquiv")
     has_text = any(_has_text(e) for e in equivs)
-    if has_text and not replace and version < "2016-07-15":
+    in_words = "" if equivs or replace else words_text(line)
+    if (has_text or in_words) and not replace and version < "2016-07-15":
         return False
+    if in_words:
+        _insert_line_equiv(line, _text_equiv(line, in_words, version))
+        equivs, has_text = line.findall("{*}TextEquiv"), True
     if replace or not has_text:
         for equiv in equivs:
             line.remove(equiv)
@@ -423,13 +434,18 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
         for existing in equivs:
             if existing.get("index") is None:
                 existing.set("index", str(_index(existing)))
+    _insert_line_equiv(line, equiv)
+    return True
+
+
+def _insert_line_equiv(line, equiv) -> None:
+    """Insert a ``TextEquiv`` after the line's existing ones (and its ``Coords``, ``Word``s, ...)."""
     children = [c for c in line if isinstance(c.tag, str)]
     after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
              and etree.QName(c).localname in PAGE_BEFORE_TEXTEQUIV]
     position = after[-1] + 1 if after else 0
     line.insert(position, equiv)
     _indent_like_siblings(line, equiv, children)
-    return True
 
 
 def _index(equiv) -> int:

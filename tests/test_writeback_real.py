@@ -136,7 +136,8 @@ def test_page_2019_line_with_text_in_its_words_gets_it_as_the_primary_reading(tm
     source.write_text(
         f'<PcGts xmlns="{PAGE_2019}"><Metadata><Creator>x</Creator><Created>2020-01-01T00:00:00</Created>'
         '<LastChange>2020-01-01T00:00:00</LastChange></Metadata><Page imageFilename="p.png" imageWidth="9" '
-        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/><TextLine id="l"><Coords points="0,0 9,0 9,4"/>'
+        'imageHeight="9"><TextRegion id="r"><Coords points="0,0 9,0 9,9"/>'
+        '<TextLine id="l"><Coords points="0,0 9,0 9,4"/>'
         '<Word id="w1"><Coords points="0,0 4,0 4,4"/><TextEquiv index="2"><Unicode>x</Unicode></TextEquiv>'
         '<TextEquiv index="1"><Unicode>Ein</Unicode></TextEquiv></Word>'
         '<Word id="w2"><Coords points="5,0 9,0 9,4"/><TextEquiv><Unicode>Wort</Unicode></TextEquiv></Word>'

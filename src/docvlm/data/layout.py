@@ -29,8 +29,8 @@ Conventions:
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
 - Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). A ``TextLine`` whose
   ``Coords`` are a placeholder (a point or one pixel: Aletheia's ``tempLine``, ``0,0 1,0 1,1 0,1``,
-  holding Words outside any line) is cut around its ``Word``s, counted as ``line_box_from_words``. ALTO in pixels, or
-  in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
+  holding Words outside any line) is cut around its ``Word``s, counted as ``line_box_from_words``.
+  ALTO in pixels, or in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
   ``WIDTH``/``HEIGHT`` (ALTO 1 and ABBYY-made files such as the Library of Congress' newspapers).
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
   ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their

@@ -381,7 +381,6 @@ def write_region_text(region, replace: bool, lines_before: str | None = None) ->
     return True
 
 
-
 def _remove_keeping_layout(element) -> None:
     """Remove ``element``; the whitespace after it goes too, so no blank line is left behind."""
     parent = element.getparent()

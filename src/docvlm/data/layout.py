@@ -17,7 +17,9 @@ Conventions:
   (Transkribus puts the XML in ``page/`` under the images). A file that names no image (ALTO's
   ``fileName`` is optional; ABBYY and converters omit it), or names one that is not there (a
   URL, a path on the producer's server), uses the image beside it with the same stem and any
-  image suffix. The actual image size is used. For a single XML file the dataset root
+  image suffix. Last, in a dataset folder, the named (or same-stem) image is looked for in the
+  folders beside the XML's own (HTR-United datasets keep ``page/``, ``alto/`` and ``images/`` side
+  by side); found in two of them, it is an ``ambiguous_image`` error. The actual image size is used. For a single XML file the dataset root
   is the folder above the XML's folder (the workspace root in both layouts).
 - Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
   in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
@@ -572,21 +574,45 @@ def _same_stem_images(xml: Path) -> list[Path]:
     return [xml.with_suffix(suffix) for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)]
 
 
+def _sibling_image(page: LayoutPage, names: list[str], source: Path, where: str) -> Path | None:
+    """One of ``names`` in a folder beside the XML's own: HTR-United datasets keep ``page/``,
+    ``alto/`` and ``images/`` side by side. Only inside a dataset folder (``source``), so that no
+    unrelated folder is searched. Found in two such folders (``images/`` and ``thumbs/``), which
+    one is meant is unknown: an error naming both."""
+    folder = page.xml.resolve().parent
+    if not source.is_dir() or folder == source.resolve() or not folder.is_relative_to(source.resolve()):
+        return None
+    try:
+        siblings = sorted(p for p in folder.parent.iterdir() if p.is_dir() and p != folder)
+    except OSError:
+        return None
+    found = [sibling / name for sibling in siblings for name in dict.fromkeys(names) if (sibling / name).is_file()]
+    if len(found) > 1:
+        raise BadSample("ambiguous_image", f"{where}: the page image is in several folders beside the XML's "
+                                           f"({', '.join(str(f) for f in found[:3])}); keep one of them")
+    return found[0] if found else None
+
+
 def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
     root = _search_root(source)
+    stems = [image.name for image in _same_stem_images(page.xml)]
     if page.image_name:
         candidates = _image_candidates(page, root) + _same_stem_images(page.xml)
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if c.is_file()), None) or _sibling_image(
+            page, [Path(page.image_name.replace("\\", "/")).name] + stems, source, where)
         if found is None:
             raise BadSample("missing_image", f"{where}: page image '{page.image_name}' not found (looked beside "
                                              f"the XML and in the folders above it up to {root}, then for the bare "
                                              "name beside the XML and in its parent folder, then for an image "
-                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ...)")
+                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ..., then "
+                                             "for both in the folders beside the XML's)")
     else:
-        found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None)
+        found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None) or _sibling_image(
+            page, stems, source, where)
         if found is None:
             raise BadSample("missing_image", f"{where}: the XML names no page image and no image with the same "
-                                             f"name lies beside it ({page.xml.stem}.tif, .png, .jpg, ...)")
+                                             f"name lies beside it or in a folder beside its own "
+                                             f"({page.xml.stem}.tif, .png, .jpg, ...)")
     path = resolve_inside(root, str(found.resolve()), f"{where}: page image", dataset.allow_outside_root)
     try:
         with Image.open(path) as image:

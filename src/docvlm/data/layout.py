@@ -17,7 +17,9 @@ Conventions:
   (Transkribus puts the XML in ``page/`` under the images). A file that names no image (ALTO's
   ``fileName`` is optional; ABBYY and converters omit it), or names one that is not there (a
   URL, a path on the producer's server), uses the image beside it with the same stem and any
-  image suffix. The actual image size is used. For a single XML file the dataset root
+  image suffix. Last, in a dataset folder, the named (or same-stem) image is looked for in the
+  folders beside the XML's own (HTR-United datasets keep ``page/``, ``alto/`` and ``images/`` side
+  by side); found in two of them, it is an ``ambiguous_image`` error. The actual image size is used. For a single XML file the dataset root
   is the folder above the XML's folder (the workspace root in both layouts).
 - Every ``TextLine`` of a file is read, wherever it sits: in a ``TextRegion``, in a region nested
   in another region, in a Transkribus ``TableRegion/TableCell``. A line that cannot be used is a
@@ -27,8 +29,10 @@ Conventions:
 - Lines come in reading order: PAGE ``ReadingOrder`` regions first (by ``index``; a line belongs to
   the innermost listed region that contains it), then lines of regions it does not list, in
   document order; lines of a table cell by the cell's ``row``, then ``col``. ALTO: document order.
-- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). ALTO in pixels, or
-  in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
+- Coordinates: PAGE ``points`` attributes, or ``Point`` children (PAGE 2010). A ``TextLine`` whose
+  ``Coords`` are a placeholder (a point or one pixel: Aletheia's ``tempLine``, ``0,0 1,0 1,1 0,1``,
+  holding Words outside any line) is cut around its ``Word``s, counted as ``line_box_from_words``.
+  ALTO in pixels, or in ``mm10``/``inch1200`` scaled to the page image by its size over the ``Page``'s
   ``WIDTH``/``HEIGHT`` (ALTO 1 and ABBYY-made files such as the Library of Congress' newspapers).
 - ALTO text: ``String@CONTENT``, ``SP`` as a space, ``HYP@CONTENT``. Many converters write no
   ``SP`` at all; in a line without any ``SP`` a space is put between two ``String``s unless their
@@ -79,6 +83,9 @@ class LayoutLine:
     extent: bool = False
     """The polygon is an ALTO box given as its outer corners ``(HPOS, VPOS)``, ``(HPOS + WIDTH,
     VPOS + HEIGHT)`` in a non-pixel unit; the last pixel is taken off once scaled to pixels."""
+    from_words: bool = False
+    """PAGE: the line's own ``Coords`` are a placeholder (a single point or pixel) and the
+    polygon is the box around its ``Word``s (counted as ``line_box_from_words``)."""
 
 
 @dataclass
@@ -183,11 +190,32 @@ def _page_line(path: Path, line, owners: list, index: int) -> LayoutLine:
         region_type = region.get("type") or (None if _local(region) == "TextRegion" else _local(region))
     language = line.get("primaryLanguage") or next(
         (o.get("primaryLanguage") for o in owners if o.get("primaryLanguage")), None)
+    polygon = _page_points(coords, where)
+    words = _words_box(line, where) if _placeholder(polygon) else None
     return LayoutLine(
         id=line.get("id") or f"line{index}", text=_page_text(line, path),
-        polygon=_page_points(coords, where),
+        polygon=words or polygon,
         baseline=_page_points(baseline, where) if baseline is not None else None,
-        region_type=region_type, language=language, sourceline=line.sourceline, index=index)
+        region_type=region_type, language=language, sourceline=line.sourceline, index=index,
+        from_words=bool(words))
+
+
+def _placeholder(polygon: list[Point]) -> bool:
+    """Coords that outline no line: a point, or Aletheia's ``0,0 1,0 1,1 0,1`` on the ``tempLine``
+    it makes to hold Words that belong to no line (Transkribus files carry them too)."""
+    if not polygon:
+        return False
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    return max(xs) - min(xs) <= 1 and max(ys) - min(ys) <= 1
+
+
+def _words_box(line, where: str) -> list[Point] | None:
+    """The box around a line's ``Word`` outlines; None without any."""
+    points = [p for word in line.findall("{*}Word") for p in _page_points(word.find("{*}Coords"), where)]
+    if not points:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return [(min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys))]
 
 
 def _page_points(element, where: str) -> list[Point]:
@@ -237,8 +265,19 @@ def _page_text(line, path: Path) -> str:
         equivs.sort(key=lambda e: _index(e, 1, path))
         unicode = equivs[0].find("{*}Unicode")
         return unicode.text or "" if unicode is not None else ""
-    words = [w.find("{*}TextEquiv/{*}Unicode") for w in line.findall("{*}Word")]
-    return " ".join(w.text for w in words if w is not None and w.text)
+    return words_text(line, path)
+
+
+def words_text(line, path: Path | None = None) -> str:
+    """A ``TextLine``'s ``Word``s' primary readings joined by spaces: the line's text when the line
+    itself has no ``TextEquiv`` (the write-back treats it as the line's ground truth too)."""
+    texts = []
+    for word in line.findall("{*}Word"):
+        equivs = sorted(word.findall("{*}TextEquiv"), key=lambda e: _index(e, 1, path or Path("?")))
+        unicode = equivs[0].find("{*}Unicode") if equivs else None
+        if unicode is not None and unicode.text:
+            texts.append(unicode.text)
+    return " ".join(texts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,6 +517,9 @@ def _page_records(page: LayoutPage, dataset: DatasetConfig, source: Path, report
                 image_path, size = _page_image(page, dataset, source, where)
             if page.unit_extent is not None:
                 line = _to_pixels(line, page.unit_extent, size)
+            if line.from_words:
+                report.adjusted["line_box_from_words"] += 1
+                log.info("%s: the line's Coords are a placeholder; cut around its Words", where)
             record = _line_record(line, image_path, size, dataset, sample_id, page_id, where, report, inference)
             if inference:
                 record.source = SourceRef(str(page.xml), line.index, line.id, str(root))
@@ -532,21 +574,45 @@ def _same_stem_images(xml: Path) -> list[Path]:
     return [xml.with_suffix(suffix) for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)]
 
 
+def _sibling_image(page: LayoutPage, names: list[str], source: Path, where: str) -> Path | None:
+    """One of ``names`` in a folder beside the XML's own: HTR-United datasets keep ``page/``,
+    ``alto/`` and ``images/`` side by side. Only inside a dataset folder (``source``), so that no
+    unrelated folder is searched. Found in two such folders (``images/`` and ``thumbs/``), which
+    one is meant is unknown: an error naming both."""
+    folder = page.xml.resolve().parent
+    if not source.is_dir() or folder == source.resolve() or not folder.is_relative_to(source.resolve()):
+        return None
+    try:
+        siblings = sorted(p for p in folder.parent.iterdir() if p.is_dir() and p != folder)
+    except OSError:
+        return None
+    found = [sibling / name for sibling in siblings for name in dict.fromkeys(names) if (sibling / name).is_file()]
+    if len(found) > 1:
+        raise BadSample("ambiguous_image", f"{where}: the page image is in several folders beside the XML's "
+                                           f"({', '.join(str(f) for f in found[:3])}); keep one of them")
+    return found[0] if found else None
+
+
 def _page_image(page: LayoutPage, dataset: DatasetConfig, source: Path, where: str) -> tuple[str, tuple[int, int]]:
     root = _search_root(source)
+    stems = [image.name for image in _same_stem_images(page.xml)]
     if page.image_name:
         candidates = _image_candidates(page, root) + _same_stem_images(page.xml)
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if c.is_file()), None) or _sibling_image(
+            page, [Path(page.image_name.replace("\\", "/")).name] + stems, source, where)
         if found is None:
             raise BadSample("missing_image", f"{where}: page image '{page.image_name}' not found (looked beside "
                                              f"the XML and in the folders above it up to {root}, then for the bare "
                                              "name beside the XML and in its parent folder, then for an image "
-                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ...)")
+                                             f"with the XML's name: {page.xml.stem}.tif, .png, .jpg, ..., then "
+                                             "for both in the folders beside the XML's)")
     else:
-        found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None)
+        found = next((c for c in _same_stem_images(page.xml) if c.is_file()), None) or _sibling_image(
+            page, stems, source, where)
         if found is None:
             raise BadSample("missing_image", f"{where}: the XML names no page image and no image with the same "
-                                             f"name lies beside it ({page.xml.stem}.tif, .png, .jpg, ...)")
+                                             f"name lies beside it or in a folder beside its own "
+                                             f"({page.xml.stem}.tif, .png, .jpg, ...)")
     path = resolve_inside(root, str(found.resolve()), f"{where}: page image", dataset.allow_outside_root)
     try:
         with Image.open(path) as image:

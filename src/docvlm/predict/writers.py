@@ -12,7 +12,9 @@ the prediction filled in:
   prediction is added as a further ``TextEquiv`` with the next ``index`` (``--replace`` drops the
   old ones instead). PAGE before 2016-07-15 allows one ``TextEquiv`` per line and no ``index``
   (Transkribus still writes 2013): there a line with text is left as it is unless ``--replace``,
-  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A
+  as in ALTO; PAGE 2010 also wants ``PlainText`` before ``Unicode`` and has no ``conf``. A line
+  whose text is only in its ``Word``s (read as its text) counts as a line with text; from PAGE
+  2016 on that text is first written as the line's ``TextEquiv`` (index 1), so it stays primary. A
   ``Metadata/MetadataItem type="processingStep" name="docvlm"`` records the model and the date
   (PAGE 2018 and later; older files have no ``MetadataItem``).
   The levels around the line are kept consistent with it, as OCR-D's line recognisers do:
@@ -21,7 +23,9 @@ the prediction filled in:
   new primary reading gets the region-level ``TextEquiv`` recomputed: its lines' primary readings
   joined by newlines (created when the region had none, before ``TextStyle``; its ``conf`` dropped).
   Tools that read the region level (dinglehopper's default ``--textequiv-level region``) then see
-  the predictions, not the old text or nothing.
+  the predictions, not the old text or nothing. A region whose text is its own rather than its
+  lines' readings joined (region-level ground truth, e.g. a Transkribus region transcribed while
+  its lines are not) is left alone unless ``--replace``, as a line with text is.
 - ALTO: the line's ``String``/``SP``/``HYP`` children are replaced by one ``String`` holding the
   prediction, with the line's box (``--alto-words``: one ``String`` per word with ``SP`` between and
   no box, since docvlm knows no word positions). ALTO has no place for a second reading of a line,
@@ -52,7 +56,8 @@ from typing import Any
 from lxml import etree
 
 from docvlm.config import DatasetConfig
-from docvlm.data.layout import FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name
+from docvlm.data.layout import (FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name,
+                                words_text)
 from docvlm.data.schema import BadSample, PixelBudget, SkipReport
 from docvlm.data.sources import SampleSet
 from docvlm.errors import DataError
@@ -206,26 +211,28 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
     ids = _alto_ids(root) if kind == "alto" else set()
-    changed_regions = {}
+    # Keyed by id(): the values hold the region, keeping its lxml proxy (and so its id) alive.
+    changed_regions, lines_before = {}, {}
     for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
         text = xml_safe(text)
         if kind == "page":
+            region = line.getparent()
+            if etree.QName(region).localname == "TextRegion" and id(region) not in lines_before:
+                lines_before[id(region)] = (region, lines_text(region))  # before any of its lines changes
             before = primary_text(line)
             written = write_page_line(line, text, options.replace, confidence)
             if written and options.replace and not options.keep_words:
                 counts.words_removed += remove_words(line)
-            region = line.getparent()
-            if primary_text(line) != before and etree.QName(region).localname == "TextRegion":
+            if primary_text(line) != before and id(region) in lines_before:
                 changed_regions[id(region)] = region
         else:
             written = write_alto_line(line, text, options, ids, confidence)
         counts.lines_written += written
         counts.lines_kept += not written
     if kind == "page":
-        for region in changed_regions.values():
-            write_region_text(region, options.replace)
-        counts.regions_updated += len(changed_regions)
+        for key, region in changed_regions.items():
+            counts.regions_updated += write_region_text(region, options.replace, lines_before[key][1])
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)
@@ -335,12 +342,26 @@ def remove_words(line) -> int:
     return len(words)
 
 
-def write_region_text(region, replace: bool) -> None:
-    """Set a ``TextRegion``'s primary ``TextEquiv`` to its own lines' primary readings joined by
-    newlines (a line without text gives an empty line, as dinglehopper's line level reads it).
-    With ``replace`` the region's other readings go, as the lines' did."""
-    text = "\n".join(primary_text(line) or "" for line in region.findall("{*}TextLine"))
+def lines_text(region) -> str:
+    """A ``TextRegion``'s own lines' primary readings joined by newlines (a line without text gives
+    an empty line, as dinglehopper's line level reads it)."""
+    return "\n".join(primary_text(line) or "" for line in region.findall("{*}TextLine"))
+
+
+def write_region_text(region, replace: bool, lines_before: str | None = None) -> bool:
+    """Set a ``TextRegion``'s primary ``TextEquiv`` to its lines' text (``lines_text``); with
+    ``replace`` the region's other readings go, as the lines' did. Returns whether it changed.
+
+    Without ``replace``, a region whose text is its own, not its lines' readings as they were
+    (``lines_before``, whitespace aside), holds ground truth the lines lack (Transkribus keeps the
+    region's full transcription while lines are still untranscribed): it is left alone (False), as
+    a line with ground truth keeps it. A region whose text was its lines' is recomputed."""
+    text = lines_text(region)
     equiv = primary_equiv(region)
+    old = primary_text(region)
+    if (not replace and old is not None and old.strip() and lines_before is not None
+            and old.split() != lines_before.split()):
+        return False
     if replace:
         for other in region.findall("{*}TextEquiv"):
             if other is not equiv:
@@ -351,12 +372,13 @@ def write_region_text(region, replace: bool) -> None:
         siblings = [c for c in region if isinstance(c.tag, str)]
         region.insert(region.index(style) if style is not None else len(region), equiv)
         _indent_like_siblings(region, equiv, siblings)
-        return
+        return True
     equiv.attrib.pop("conf", None)  # it scored the old text
     for name in ("PlainText", "Unicode"):
         child = equiv.find("{*}" + name)
         if child is not None:
             child.text = text
+    return True
 
 
 def _remove_keeping_layout(element) -> None:
@@ -384,12 +406,20 @@ def _text_equiv(parent, text: str, version: str, confidence: float | None = None
 def write_page_line(line, text: str, replace: bool, confidence: float | None = None) -> bool:
     """Put ``text`` into a PAGE ``TextLine``. From PAGE 2016 on always written (ground truth is
     kept beside it); before, one ``TextEquiv`` is all a line may hold, so a line with text keeps
-    it unless ``replace`` (False: not written)."""
+    it unless ``replace`` (False: not written).
+
+    A line without ``TextEquiv`` whose ``Word``s hold text has that text as its ground truth (the
+    reader reads it so): it is kept like a line's own, and from PAGE 2016 on first written as the
+    line's ``TextEquiv`` (index 1), so that the prediction does not become the line's only reading."""
     version = page_version(line)
     equivs = line.findall("{*}TextEquiv")
     has_text = any(_has_text(e) for e in equivs)
-    if has_text and not replace and version < "2016-07-15":
+    in_words = "" if equivs or replace else words_text(line)
+    if (has_text or in_words) and not replace and version < "2016-07-15":
         return False
+    if in_words:
+        _insert_line_equiv(line, _text_equiv(line, in_words, version))
+        equivs, has_text = line.findall("{*}TextEquiv"), True
     if replace or not has_text:
         for equiv in equivs:
             line.remove(equiv)
@@ -403,13 +433,18 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
         for existing in equivs:
             if existing.get("index") is None:
                 existing.set("index", str(_index(existing)))
+    _insert_line_equiv(line, equiv)
+    return True
+
+
+def _insert_line_equiv(line, equiv) -> None:
+    """Insert a ``TextEquiv`` after the line's existing ones (and its ``Coords``, ``Word``s, ...)."""
     children = [c for c in line if isinstance(c.tag, str)]
     after = [i for i, c in enumerate(line) if isinstance(c.tag, str)
              and etree.QName(c).localname in PAGE_BEFORE_TEXTEQUIV]
     position = after[-1] + 1 if after else 0
     line.insert(position, equiv)
     _indent_like_siblings(line, equiv, children)
-    return True
 
 
 def _index(equiv) -> int:

@@ -529,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         # A file that cannot be read or written (read-only folder, full disk): one line, no traceback.
         print(f"error: {_os_error(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        from docvlm.train.distributed import end_process_group
+
+        end_process_group()
 
 
 def _os_error(error: OSError) -> str:

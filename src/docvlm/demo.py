@@ -48,7 +48,8 @@ FAMILY_OVERRIDES: dict[str, list[str]] = {
     #     seed 1 test 5.91%; seed 0 still 89% at step 1250 (stopped)
     #   the same at lr 5e-4 (the default):        87 / 51 / 14 / 6.3 / 4.9 / 1.4 / 1.4 / 0.7%, test 1.20%
     #     (489 s wall); seed 0 92 / 58 / 9.9 / 8.5 / 2.1 / 1.4 / 0.7 / 0.7%, test 0.77%; seed 1 88 / 42 /
-    #     9.9 / 4.9% at 250-1000 ...
+    #     9.9 / 4.9 / 2.8 / 1.4 / 0.0 / 0.0%, test 0.55% (401 s wall). `docvlm demo --family idefics2`
+    #     alone (load 1.0-1.9): 60.6 / 7.7 / 2.8 / 0.7% at 500 / 1000 / 1500 / 2000, test 1.31%, 245 s wall.
     # 800-step schedules that stayed on the plateau (eval 84-90% at step 800): the connector frozen
     # (tuning.freeze_projector), 32 latents (one per patch), latents scaled to std 0.05, lr 2e-3.
     "idefics2": _NO_BUDGET + ["--tuning.freeze_parameters", IDEFICS2_ROUTING, "--train.learning_rate", "5e-4"],

@@ -34,7 +34,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
     (("--tuning.freeze_vision", "true", "--tuning.freeze_projector", "true", "--tuning.freeze_language", "true"),
      "every component is frozen"),
     (("--tuning.freeze_parameters", "latents"), "'tuning.freeze_parameters': applies to method full only"),
-    (("--tuning.method", "full", "--tuning.freeze_parameters", "(q_proj"), "'tuning.freeze_parameters': is not a valid regex"),
+    (("--tuning.method", "full", "--tuning.freeze_parameters", "(q_proj"),
+     "'tuning.freeze_parameters': is not a valid regex"),
 ])
 def test_config_check_refuses(override, message, capsys):
     with pytest.raises(ConfigError) as error:

@@ -221,3 +221,5 @@ def test_tiny_idefics2_latents_start_on_their_own_part_of_the_line(tiny_models):
     per_block = weights[..., :patches].reshape(*weights.shape[:3], rows, resampler.n_latents, -1).sum((3, 5))
     own = per_block.diagonal(dim1=2, dim2=3)  # image, head, latent
     assert own.mean() > 0.6  # about 1 / n_latents when the latents are random
+    # The perceiver's MLP starts at zero: a random one outweighs the attention output and scrambles it.
+    assert not layer.mlp.down_proj.weight.any()

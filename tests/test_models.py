@@ -92,6 +92,24 @@ def test_lora_options_reach_peft(tiny_models):
     assert any("lora_magnitude_vector" in n for n, _ in model.named_parameters())
 
 
+def test_freeze_parameters_keeps_the_matching_weights_of_trained_components_fixed(tiny_models):
+    from docvlm.models.tiny import IDEFICS2_ROUTING
+
+    path = str(tiny_models["idefics2"])
+    tuning = TuningConfig(method="full", freeze_vision=False, freeze_parameters=IDEFICS2_ROUTING)
+    model = prepare_for_training(load_base(ModelConfig(name_or_path=path)), tuning, False)
+    fixed = sorted(n for n, p in model.named_parameters() if not p.requires_grad)
+    assert fixed == ["model.connector.perceiver_resampler.latents",
+                     "model.connector.perceiver_resampler.layers.0.input_context_norm.weight",
+                     "model.connector.perceiver_resampler.layers.0.input_latents_norm.weight",
+                     "model.connector.perceiver_resampler.layers.0.self_attn.k_proj.weight",
+                     "model.connector.perceiver_resampler.layers.0.self_attn.q_proj.weight",
+                     "model.vision_model.embeddings.position_embedding.weight"]
+    tuning.freeze_parameters = r"no_such_weight"  # a typo must not silently train everything
+    with pytest.raises(ConfigError, match="tuning.freeze_parameters: 'no_such_weight' matches no parameter"):
+        prepare_for_training(load_base(ModelConfig(name_or_path=path)), tuning, False)
+
+
 def test_targets_in_frozen_parts_and_empty_matches_are_errors(tiny_models):
     path = str(tiny_models["qwen2_vl"])
     tuning = TuningConfig(method="lora", freeze_vision=True)

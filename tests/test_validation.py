@@ -33,6 +33,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
     (("--evaluate.confidence", "1.5"), "'evaluate.confidence': must be between 0 and 1"),
     (("--tuning.freeze_vision", "true", "--tuning.freeze_projector", "true", "--tuning.freeze_language", "true"),
      "every component is frozen"),
+    (("--tuning.freeze_parameters", "latents"), "'tuning.freeze_parameters': applies to method full only"),
+    (("--tuning.method", "full", "--tuning.freeze_parameters", "(q_proj"),
+     "'tuning.freeze_parameters': is not a valid regex"),
 ])
 def test_config_check_refuses(override, message, capsys):
     with pytest.raises(ConfigError) as error:
@@ -51,6 +54,16 @@ def test_every_shipped_config_passes_and_hub_ids_and_folders_are_accepted(tmp_pa
             load_config(path)
     for name in ("Qwen/Qwen2-VL-2B-Instruct", "gpt2", "florence-community/Florence-2-base-ft", str(tmp_path)):
         assert load_config(None, ["--model.name_or_path", name]).model.name_or_path == name
+
+
+def test_the_demo_overrides_of_every_family_pass_config_check(tmp_path):
+    from docvlm.demo import DEMO_CONFIG, FAMILY_OVERRIDES
+
+    for family, overrides in FAMILY_OVERRIDES.items():
+        cfg = load_config(DEMO_CONFIG, ["--model.name_or_path", str(tmp_path), *overrides])
+        assert cfg.tuning.method == "full", family
+    idefics2 = load_config(DEMO_CONFIG, ["--model.name_or_path", str(tmp_path), *FAMILY_OVERRIDES["idefics2"]])
+    assert "perceiver_resampler" in idefics2.tuning.freeze_parameters and idefics2.train.learning_rate == 5e-4
 
 
 def test_a_missing_folder_under_an_existing_one_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):

@@ -76,6 +76,11 @@ class TuningConfig:
     """Keep the vision-to-language projector fixed."""
     freeze_language: bool = False
     """Keep the language model fixed."""
+    freeze_parameters: str | None = None
+    """Regex (``re.search``) over parameter names as the loaded model names them, e.g.
+    ``vision_model\\.embeddings\\.position_embedding``: those weights stay fixed too, inside components
+    that are trained (``method: full`` only; LoRA already keeps every base weight fixed). The demo
+    keeps the tiny Idefics2's perceiver routing fixed this way (see docvlm/demo.py)."""
     scope: Literal["language_attention", "language_mlp_gate_up", "language", "projector", "all"] | None = None
     """What is trained, as a preset mapped through the family spec (no module lists):
     ``language_attention`` (the language model's attention projections), ``language_mlp_gate_up``
@@ -803,6 +808,14 @@ def _tuning_problems(tuning: TuningConfig) -> list[tuple[str, str]]:
             problems.append(("tuning.lora.dropout", f"must be in [0, 1), got {lora.dropout}"))
     if tuning.freeze_vision and tuning.freeze_projector and tuning.freeze_language:
         problems.append(("tuning.freeze_language", "every component is frozen: nothing would be trained"))
+    if tuning.freeze_parameters is not None:
+        if tuning.method != "full":
+            problems.append(("tuning.freeze_parameters", f"applies to method full only (method is "
+                             f"'{tuning.method}': LoRA already keeps every base weight fixed)"))
+        try:
+            re.compile(tuning.freeze_parameters)
+        except re.error as error:
+            problems.append(("tuning.freeze_parameters", f"is not a valid regex: {error}"))
     return problems
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,7 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
         for name, parameter in model.named_parameters():
             parameter.requires_grad = (spec.in_scope(name, tuning.scope) if tuning.scope
                                        else spec.component_of(name) not in frozen)
+        _freeze_matching(model, tuning.freeze_parameters)
         if not any(p.requires_grad for p in model.parameters()):
             raise ConfigError("tuning: every component is frozen, nothing would be trained")
         if gradient_checkpointing:
@@ -275,6 +277,19 @@ def prepare_for_training(loaded: Loaded, tuning: TuningConfig, gradient_checkpoi
         raise ConfigError(f"tuning.lora.target_modules={targets!r} places adapters in frozen "
                           f"component(s) {', '.join(adapted_in_frozen)}; unfreeze them or narrow the targets")
     return model
+
+
+def _freeze_matching(model: Any, pattern: str | None) -> None:
+    """Keep the parameters whose names match ``tuning.freeze_parameters`` fixed; a pattern that
+    matches nothing is a mistake (a typo would otherwise train everything silently)."""
+    if pattern is None:
+        return
+    matched = [p for name, p in model.named_parameters() if re.search(pattern, name)]
+    if not matched:
+        raise ConfigError(f"tuning.freeze_parameters: {pattern!r} matches no parameter name of this model "
+                          f"(e.g. {next(iter(dict(model.named_parameters())))!r})")
+    for parameter in matched:
+        parameter.requires_grad = False
 
 
 def frozen_components(tuning: TuningConfig) -> set[str]:

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def main() -> None:
     parser.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
                         help="freeze parameters whose names start with PREFIX (e.g. model.connector, as the "
                              "idefics2 demo's tuning.freeze_projector does)")
+    parser.add_argument("--freeze-regex", metavar="REGEX",
+                        help="also freeze parameters whose names match REGEX (re.search), as "
+                             "tuning.freeze_parameters does (the idefics2 demo: docvlm.models.tiny.IDEFICS2_ROUTING)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -114,7 +118,9 @@ def main() -> None:
     model = AutoModelForImageTextToText.from_pretrained(args.model_dir, dtype=torch.float32)
     model.train()
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not any(name.startswith(prefix) for prefix in args.freeze))
+        frozen = any(name.startswith(prefix) for prefix in args.freeze) or bool(
+            args.freeze_regex and re.search(args.freeze_regex, name))
+        parameter.requires_grad_(not frozen)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup * args.steps), args.steps)

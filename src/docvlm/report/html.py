@@ -103,8 +103,8 @@ def config_section(run: RunData) -> str:
     if tuning.get("method") != "full":
         keys += ["tuning.lora.r", "tuning.lora.alpha", "tuning.lora.dropout", "tuning.lora.use_dora",
                  "tuning.lora.use_rslora"]
-    keys += ["tuning.freeze_vision", "tuning.freeze_projector", "tuning.freeze_language", "train.learning_rate",
-             "train.max_steps", "train.num_epochs", "train.batch_size", "train.gradient_accumulation_steps",
+    keys += ["tuning.freeze_vision", "tuning.freeze_projector", "tuning.freeze_language", "tuning.freeze_parameters",
+             "train.learning_rate", "train.max_steps", "train.num_epochs", "train.batch_size", "train.gradient_accumulation_steps",
              "train.seed", "generation.max_new_tokens", "generation.num_beams", "evaluate.split"]
     rows = [[key, flat[key]] for key in keys if key in flat]
     datasets = [[d.get("name"), d.get("source"), d.get("format"), d.get("task"), d.get("prompt") or "",

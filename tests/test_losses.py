@@ -203,3 +203,24 @@ def test_flop_count_is_the_trainers_own_with_the_parameter_count_taken_once(tiny
         assert DocVLMTrainer.floating_point_ops(host, inputs) == Trainer.floating_point_ops(host, inputs) > 0
     assert host._flop_parameters == loaded.model.num_parameters(exclude_embeddings=True)
     assert DocVLMTrainer.floating_point_ops(host, {"pixel_values": torch.zeros(1)}) == 0
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "florence2"])
+def test_retention_log_probs_equal_the_full_logits(tiny_models, family):
+    # Retention scores answers with the head run at the labelled positions only; the values are
+    # those of the model's full logits, shifted for a decoder-only model, aligned for Florence-2.
+    from docvlm.retention.likelihood import labelled_log_probs
+
+    loaded = load_base(ModelConfig(name_or_path=str(tiny_models[family]), dtype="fp32"))
+    batch = TrainingCollator(ChatFormat(loaded.processor, loaded.spec))(family_samples(loaded.spec))
+    log_probs, targets, rows = labelled_log_probs(loaded.model, batch)
+    labels = batch["labels"]
+    with torch.no_grad():
+        logits = loaded.model(**batch).logits  # Florence-2 builds its decoder inputs from the labels
+    if family == "qwen2_vl":
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    torch.testing.assert_close(log_probs, torch.log_softmax(logits[mask].float(), dim=-1), rtol=1e-5, atol=1e-5)
+    assert torch.equal(targets, labels[mask])
+    assert torch.equal(rows, torch.arange(labels.shape[0])[:, None].expand_as(labels)[mask])
+    assert rows.unique().tolist() == [0, 1, 2]

@@ -32,27 +32,29 @@ def batches(chat: ChatFormat, samples: Sequence[Sample], batch_size: int) -> Ite
 
 
 @torch.no_grad()
-def labelled_log_probs(model: Any, batch: dict, seq2seq: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def labelled_log_probs(model: Any, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-softmax (float32) at every labelled position, the label there, and its batch row.
 
-    A decoder-only model predicts token t+1 at position t, so logits are shifted against the
-    labels; an encoder-decoder's decoder logits already line up with its labels.
+    The output head runs at the labelled positions only (``answer_logits``, as training's loss
+    does): a page's prompt holds thousands of image tokens, and logits over a real vocabulary
+    (151 936 rows for Qwen2-VL) at every one of them would take gigabytes per batch. A
+    decoder-only model predicts token t+1 at position t, an encoder-decoder's decoder output at t
+    label t; ``labelled_positions`` lines them up (which kind the model is, it tells itself).
     """
+    from docvlm.train.losses import answer_logits
+
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"]
-    inputs = batch if seq2seq else {k: v for k, v in batch.items() if k != "labels"}
     was_training = model.training
     model.eval()
     try:
-        logits = model(**inputs).logits
+        found = answer_logits(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
     finally:
         model.train(was_training)
-    if not seq2seq:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    mask = labels != IGNORE_INDEX
-    rows = torch.arange(labels.shape[0], device=device)[:, None].expand_as(labels)[mask]
-    return torch.log_softmax(logits[mask].float(), dim=-1), labels[mask], rows
+    mask = found["mask"]
+    rows = torch.arange(labels.shape[0], device=device)[:, None].expand_as(mask)[mask]
+    return torch.log_softmax(found["logits"], dim=-1), found["targets"], rows
 
 
 def token_sums(log_probs: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +69,7 @@ def mean_log_likelihood(model: Any, chat: ChatFormat, samples: Sequence[Sample],
     """Mean per-token log-likelihood of each sample's target (its answer + end-of-turn token)."""
     out = np.zeros(len(samples))
     for rows, batch in batches(chat, samples, batch_size):
-        log_probs, targets, row_of = labelled_log_probs(model, batch, chat.seq2seq)
+        log_probs, targets, row_of = labelled_log_probs(model, batch)
         sums, counts = token_sums(log_probs, targets, row_of, len(rows))
         out[rows.start:rows.stop] = sums / np.maximum(counts, 1)
     return out
@@ -83,7 +85,7 @@ def drift_stats(tuned: Any, base_logits: Callable[[dict], tuple], chat: ChatForm
     """
     out = np.zeros((len(samples), 4))
     for rows, batch in batches(chat, samples, batch_size):
-        log_q, targets, row_of = labelled_log_probs(tuned, batch, chat.seq2seq)
+        log_q, targets, row_of = labelled_log_probs(tuned, batch)
         log_p, _, _ = base_logits(batch)
         kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)
         n = len(rows)

@@ -204,7 +204,7 @@ def score_probes(data: SuiteData, base: Loaded, tuned: Loaded, base_context: Cal
 
     def base_log_probs(batch: dict):
         with base_context():
-            return labelled_log_probs(base.model, batch, chat.seq2seq)
+            return labelled_log_probs(base.model, batch)
 
     table = drift_stats(tuned.model, base_log_probs, chat, forced, batch_size)
     stats = {name: CorpusStats(table[:, [column, 3]], ratio)

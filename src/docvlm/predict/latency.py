@@ -36,9 +36,11 @@ class LatencyMeter:
         self.seconds += seconds
         self.per_sample_ms += [1000.0 * seconds / samples] * samples
 
-    def timed(self, samples: int):
-        """Context manager timing one batch of ``samples``."""
-        return _BatchTimer(self, samples)
+    def add_timed_batch(self, samples: int, started: float) -> None:
+        """A batch of ``samples`` that began at ``started`` (``time.perf_counter()``) and is done now;
+        the GPU's queued work is waited for first, so the time is the batch's."""
+        _synchronize()
+        self.add_batch(samples, time.perf_counter() - started)
 
     def summary(self, price_per_hour: float | None = None) -> dict:
         n = len(self.per_sample_ms)
@@ -57,22 +59,7 @@ class LatencyMeter:
         return report
 
 
-class _BatchTimer:
-    def __init__(self, meter: LatencyMeter, samples: int):
-        self.meter, self.samples = meter, samples
-
-    def __enter__(self):
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            synchronize()
-            self.meter.add_batch(self.samples, time.perf_counter() - self.started)
-        return False
-
-
-def synchronize() -> None:
+def _synchronize() -> None:
     import torch
 
     if torch.cuda.is_available():

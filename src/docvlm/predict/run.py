@@ -12,6 +12,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -94,20 +95,10 @@ def prefetched(batches: list[list[int]], prepare: Callable[[list[int]], Prepared
                 if position + 1 < len(batches):
                     pending = pool.submit(prepare, batches[position + 1])
                 if meter is not None and prepared.samples:
-                    prepared.done = _batch_timing(meter, len(prepared.samples), waited)
+                    prepared.done = partial(meter.add_timed_batch, len(prepared.samples), waited)
                 yield prepared
         finally:
             pending.cancel()
-
-
-def _batch_timing(meter: Any, samples: int, started: float) -> Callable[[], None]:
-    def done() -> None:
-        from docvlm.predict.latency import synchronize
-
-        synchronize()
-        meter.add_batch(samples, time.perf_counter() - started)
-
-    return done
 
 
 def _rows(loaded: Loaded, chosen: list[tuple[int, Any]], answers: list[str], draw_dir) -> list[tuple[int, dict]]:

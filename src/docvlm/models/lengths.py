@@ -72,13 +72,14 @@ def longest_first(visual: list[int | None]) -> list[int]:
 
 
 def generation_batches(records: list[Record], processor: Any, spec: Any, batch_size: int,
-                       max_visual_tokens: int | None) -> list[list[int]]:
+                       max_visual_tokens: int | None, sizes: list[tuple[int, int]] | None = None) -> list[list[int]]:
     """Record indices in generation batches: longest images first, at most ``batch_size`` per
     batch, and a batch closed early when its images' visual tokens would pass
-    ``max_visual_tokens`` (None: no limit). Batch size 1 keeps the input order."""
+    ``max_visual_tokens`` (None: no limit). Batch size 1 keeps the input order. ``sizes``: the
+    images' (width, height) when already decoded (else read from the headers)."""
     if batch_size <= 1:
         return [[i] for i in range(len(records))]
-    visual = visual_token_counts(records, processor, spec)
+    visual = visual_token_counts(records, processor, spec, sizes)
     return budget_batches(longest_first(visual), visual, batch_size, max_visual_tokens)
 
 

@@ -105,14 +105,13 @@ def generate(loaded: Loaded, samples: list[Sample], batch_size: int, max_new_tok
              max_visual_tokens: int | None = None) -> list[str]:
     """Greedy answers in sample order, generated in batches cut as ``docvlm predict`` cuts them
     (similar image sizes together, at most ``max_visual_tokens`` visual tokens per batch)."""
-    from docvlm.models.lengths import budget_batches, longest_first, visual_token_counts
+    from docvlm.models.lengths import generation_batches
     from docvlm.models.prompting import generate_answers
 
     chat = ChatFormat(loaded.processor, loaded.spec)
-    visual = visual_token_counts([s.record for s in samples], loaded.processor, loaded.spec,
-                                 sizes=[s.image.size for s in samples])
     answers: list[str] = [""] * len(samples)
-    for batch in budget_batches(longest_first(visual), visual, batch_size, max_visual_tokens):
+    for batch in generation_batches([s.record for s in samples], loaded.processor, loaded.spec, batch_size,
+                                    max_visual_tokens, sizes=[s.image.size for s in samples]):
         for index, answer in zip(batch, generate_answers(loaded.model, chat, [samples[i] for i in batch],
                                                          max_new_tokens)):
             answers[index] = answer

@@ -53,23 +53,23 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, progre
         if len(samples) == 0:
             raise DataError(f"dataset '{dataset.name}' split '{split}' has no samples to score")
         meters = {"base": LatencyMeter(generation.batch_size), "tuned": LatencyMeter(generation.batch_size)}
+
+        def predict(loaded: Loaded, side: str) -> list[dict]:
+            return predict_samples(loaded, samples, generation.batch_size, generation.max_new_tokens,
+                                   generation.num_beams, progress, meter=meters[side],
+                                   max_batch_visual_tokens=generation.max_batch_visual_tokens)
+
         meters["tuned"].start()
-        tuned_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                     generation.num_beams, progress, meter=meters["tuned"],
-                                     max_batch_visual_tokens=generation.max_batch_visual_tokens)
+        tuned_rows = predict(tuned, "tuned")
         latency = {"tuned": meters["tuned"].summary(price_per_hour)}
         meters["base"].start()
         if (run_dir / ADAPTER_DIR).is_dir():
             with tuned.model.disable_adapter():
-                base_rows = predict_samples(tuned, samples, generation.batch_size, generation.max_new_tokens,
-                                            generation.num_beams, progress, meter=meters["base"],
-                                            max_batch_visual_tokens=generation.max_batch_visual_tokens)
+                base_rows = predict(tuned, "base")
         else:
             base = base or load_base(cfg.model, processor_from=str(run_dir / MODEL_DIR))
             base.model.eval()
-            base_rows = predict_samples(base, samples, generation.batch_size, generation.max_new_tokens,
-                                        generation.num_beams, progress, meter=meters["base"],
-                                        max_batch_visual_tokens=generation.max_batch_visual_tokens)
+            base_rows = predict(base, "base")
         latency["base"] = meters["base"].summary(price_per_hour)
         stem = f"{dataset.name}-{split}"
         base_file = write_predictions(base_rows, run_dir / "predictions" / f"base-{stem}.jsonl")

@@ -211,28 +211,30 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     kind = FORMAT_OF_ROOT[etree.QName(root).localname]
     lines = list(root.iter("{*}TextLine"))
     ids = _alto_ids(root) if kind == "alto" else set()
-    # Keyed by id(): the values hold the region, keeping its lxml proxy (and so its id) alive.
-    changed_regions, lines_before = {}, {}
+    # Region element -> its lines' text before any of them changed. Holding the element keeps its
+    # lxml proxy alive, so getparent() returns that same object (equal hash) for its other lines.
+    lines_before: dict = {}
+    changed_regions: dict = {}  # an ordered set
     for index, (text, confidence) in sorted(predictions.items()):
         line = lines[index]
         text = xml_safe(text)
         if kind == "page":
             region = line.getparent()
-            if etree.QName(region).localname == "TextRegion" and id(region) not in lines_before:
-                lines_before[id(region)] = (region, lines_text(region))  # before any of its lines changes
+            if etree.QName(region).localname == "TextRegion" and region not in lines_before:
+                lines_before[region] = lines_text(region)
             before = primary_text(line)
             written = write_page_line(line, text, options.replace, confidence)
             if written and options.replace and not options.keep_words:
                 counts.words_removed += remove_words(line)
-            if primary_text(line) != before and id(region) in lines_before:
-                changed_regions[id(region)] = region
+            if primary_text(line) != before and region in lines_before:
+                changed_regions[region] = None
         else:
             written = write_alto_line(line, text, options, ids, confidence)
         counts.lines_written += written
         counts.lines_kept += not written
     if kind == "page":
-        for key, region in changed_regions.items():
-            counts.regions_updated += write_region_text(region, options.replace, lines_before[key][1])
+        for region in changed_regions:
+            counts.regions_updated += write_region_text(region, options.replace, lines_before[region])
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)

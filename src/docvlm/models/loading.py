@@ -191,15 +191,16 @@ def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, curren
         return
     if not {"height", "width"} <= set(value):
         raise ConfigError(f"model.processor_options.size: {spec.name} needs both height and width, got {value!r}")
-    grid = _conv_grid_counter(getattr(model_config, "vision_config", None))
-    if grid is not None:
-        want, got = grid(current["height"], current["width"]), grid(value["height"], value["width"])
+    stages = _conv_stages(getattr(model_config, "vision_config", None))
+    if stages is not None:
+        want = _conv_cells(stages, current["height"], current["width"])
+        got = _conv_cells(stages, value["height"], value["width"])
         if got != want:
             raise ConfigError(
                 f"model.processor_options.size: {spec.name} reads every image as {fixed} visual tokens; "
                 f"{value['height']}x{value['width']} gives its vision tower {got} cells, not the {want} of the "
                 f"current {current['height']}x{current['width']} (keep height * width and use multiples of "
-                f"{grid.stride})")
+                f"{math.prod(stride for _, stride, _ in stages)})")
         return
     if value["height"] * value["width"] != current["height"] * current["width"]:
         raise ConfigError(
@@ -208,23 +209,23 @@ def _check_fixed_token_count(processor: Any, spec: FamilySpec, name: str, curren
             f"{current['height']}x{current['width']}), got {value!r}")
 
 
-def _conv_grid_counter(vision_config: Any):
-    """``cells(height, width)`` of a tower of strided convolution stages (Florence-2's DaViT:
-    ``patch_size``/``patch_stride``/``patch_padding`` per stage), or None for another tower."""
+def _conv_stages(vision_config: Any) -> list[tuple[int, int, int]] | None:
+    """``(kernel, stride, padding)`` of each strided convolution stage of a tower such as Florence-2's
+    DaViT (``patch_size``/``patch_stride``/``patch_padding``), or None for another tower."""
     stages = [getattr(vision_config, key, None) for key in ("patch_size", "patch_stride", "patch_padding")]
     if not all(isinstance(stage, (list, tuple)) and stage for stage in stages):
         return None
+    return list(zip(*stages))
 
+
+def _conv_cells(stages: list[tuple[int, int, int]], height: int, width: int) -> int:
+    """Cells of the output grid the stages make of a ``height`` x ``width`` image."""
     def edge(length: int) -> int:
-        for kernel, stride, padding in zip(*stages):
+        for kernel, stride, padding in stages:
             length = (length + 2 * padding - kernel) // stride + 1
         return length
 
-    def cells(height: int, width: int) -> int:
-        return edge(height) * edge(width)
-
-    cells.stride = math.prod(stages[1])
-    return cells
+    return edge(height) * edge(width)
 
 
 def _plain(value: Any) -> Any:

@@ -188,6 +188,23 @@ def _sample(target: str, prompt: str, budget: PixelBudget) -> Sample:
 
 
 # family -> (its published chat template, the system turn that template writes by default)
+def trained_prompts(chat: ChatFormat, samples: list[Sample], end: str) -> list[str]:
+    """Check one training batch against inference: each row's labels decode to exactly the answer
+    + ``end``, and its prompt tokens are what the template renders for generation, all masked.
+    Returns each sample's rendered generation prompt, for the caller to compare with the template."""
+    batch = TrainingCollator(chat)(samples)
+    tokenizer = chat.processor.tokenizer
+    rendered = []
+    for row, s in enumerate(samples):
+        labels = batch["labels"][row]
+        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + end
+        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
+        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
+        assert (labels[: len(inference)] == IGNORE_INDEX).all()
+        rendered.append(tokenizer.decode(inference))
+    return rendered
+
+
 CHAT_TEMPLATES = {
     "qwen2_vl": (lambda: published("qwen2_vl", "instruct_chat_template.json")["chat_template"],
                  "You are a helpful assistant."),
@@ -208,17 +225,10 @@ def test_qwen_labels_with_the_published_template(family, tiny_models):
     chat = ChatFormat(processor, FAMILIES[family])
     budget = PixelBudget(1024, 8192) if family == "qwen3_vl" else PixelBudget(784, 6272)
     samples = [_sample("1234", "Transcribe the text in this image.", budget), _sample("7", "Read it.", budget)]
-    batch = TrainingCollator(chat)(samples)
-    tokenizer = processor.tokenizer
-    for row, s in enumerate(samples):
-        labels = batch["labels"][row]
-        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + "<|im_end|>"
-        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
-        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
-        assert (labels[: len(inference)] == IGNORE_INDEX).all()
-        rendered = tokenizer.decode(inference).replace("<|image_pad|>", "")
-        assert rendered == (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
-                            f"<|vision_start|><|vision_end|>{s.prompt}<|im_end|>\n<|im_start|>assistant\n")
+    for s, rendered in zip(samples, trained_prompts(chat, samples, "<|im_end|>")):
+        assert rendered.replace("<|image_pad|>", "") == (
+            f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
+            f"<|vision_start|><|vision_end|>{s.prompt}<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_tiny_qwen_templates_render_like_the_published_ones(tiny_models):
@@ -266,15 +276,7 @@ def test_idefics3_labels_with_granite_docling_template(tiny_models):
     processor = granite_docling_processor(tiny_models)
     chat = ChatFormat(processor, FAMILIES["idefics3"])
     samples = [_sample("1234", "Convert this page to docling.", PixelBudget()), _sample("7", "OCR", PixelBudget())]
-    batch = TrainingCollator(chat)(samples)
-    tokenizer = processor.tokenizer
-    for row, s in enumerate(samples):
-        labels = batch["labels"][row]
-        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == s.target + "<|end_of_text|>"
-        inference = encode_prompts(chat, [s], padding_side="left")["input_ids"][0]
-        assert batch["input_ids"][row][: len(inference)].tolist() == inference.tolist()
-        assert (labels[: len(inference)] == IGNORE_INDEX).all()
-        rendered = tokenizer.decode(inference)
+    for s, rendered in zip(samples, trained_prompts(chat, samples, "<|end_of_text|>")):
         assert rendered.startswith("<|start_of_role|>user<|end_of_role|><fake_token_around_image>")
         assert rendered.endswith(f"<fake_token_around_image>{s.prompt}<|end_of_text|>\n"
                                  "<|start_of_role|>assistant<|end_of_role|>")

@@ -170,10 +170,24 @@ def test_report_of_a_run_holds_its_values_diffs_and_images(swept, tmp_path):
     assert "hallucination" in text and "123999999" in text  # failure analysis
     assert "75.0%" in text and "forgot" in text  # retention: 0.6 / 0.8
     assert "samples/s" in text  # latency table
+    summary = json.loads((point_dir / "train_summary.json").read_text())
+    assert summary["model_family"] == "qwen2_vl" and "qwen2_vl" in text  # detected (config says null)
+    assert summary["selection_metric"] is None and "best eval" not in text  # trained without evaluation
     # Self-contained: nothing is fetched from anywhere.
     for attribute in ("src", "href"):
         assert not [v for v in dom.xpath(f"//@{attribute}") if not v.startswith(("data:", "#"))]
     assert "<link" not in page.read_text() and "<script" not in page.read_text()
+
+
+def test_best_metric_row_follows_the_selection_metric():
+    from docvlm.report.html import _best_metric_row
+
+    assert _best_metric_row({"selection_metric": "eval_anls", "best_eval_anls": 0.8125}) == \
+        ["best eval anls (checkpoint selection)", "81.25%"]
+    assert _best_metric_row({"selection_metric": "eval_cider_d", "best_eval_cider_d": 1.25})[1] == "1.25"
+    assert _best_metric_row({"selection_metric": "eval_loss", "best_eval_loss": 0.5})[1] == "0.5"
+    assert _best_metric_row({"best_eval_cer": 0.031}) == ["best eval cer (checkpoint selection)", "3.10%"]
+    assert _best_metric_row({"selection_metric": None})[1] is None  # no evaluation: the row is left out
 
 
 def test_report_of_the_sweep_is_an_ablation_page(swept):

@@ -16,6 +16,7 @@ from typing import Any
 from docvlm.config import TextMetricConfig
 from docvlm.errors import ConfigError
 from docvlm.evaluate.metrics import GAP
+from docvlm.evaluate.scoring import METRICS
 from docvlm.report.collect import RunData, flatten, read_predictions, read_run
 from docvlm.report.diff import counts, diff_html, visible
 from docvlm.report.plots import ablation_plot, training_curves
@@ -125,9 +126,10 @@ def training_section(run: RunData) -> str:
     out = []
     summary = run.train_summary
     if summary:
-        rows = [["steps", summary.get("global_step")], ["training time (s)", summary.get("train_seconds")],
+        rows = [["model family", summary.get("model_family")],
+                ["steps", summary.get("global_step")], ["training time (s)", summary.get("train_seconds")],
                 ["final training loss", _number(summary.get("train_loss"))],
-                ["best eval CER", _percent_or_none(summary.get("best_eval_cer"))],
+                _best_metric_row(summary),
                 ["best checkpoint", summary.get("best_checkpoint")],
                 ["trainable parameters", _count(summary.get("trainable_parameters"))],
                 ["total parameters", _count(summary.get("total_parameters"))],
@@ -139,12 +141,20 @@ def training_section(run: RunData) -> str:
     return "<h2>Training</h2>" + "".join(out) if out else ""
 
 
+def _best_metric_row(summary: dict) -> list:
+    """The selection metric's best value, named and shown as the metric registry shows it
+    (a rate or score as a percentage, CIDEr-D or the loss as a number)."""
+    selection = summary.get("selection_metric") or "eval_cer"  # runs written before it was recorded
+    value = summary.get(f"best_{selection}")
+    name = selection.removeprefix("eval_")
+    if value is None or not isinstance(value, (int, float)):
+        return [f"best eval {name}", None]
+    shown = f"{value:.2%}" if name in METRICS and not METRICS[name].number else f"{value:.4g}"
+    return [f"best eval {name} (checkpoint selection)", shown]
+
+
 def _number(value) -> str | None:
     return None if value is None else f"{value:.4g}"
-
-
-def _percent_or_none(value) -> str | None:
-    return None if value is None else f"{value:.2%}"
 
 
 def _count(value) -> str | None:

@@ -427,6 +427,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "selection_metric": trainer.args.metric_for_best_model,
         f"best_{trainer.args.metric_for_best_model or 'metric'}": trainer.state.best_metric,
         "batches": trainer.batch_stats.as_dict(),
+        "model_family": loaded.spec.name,  # the detected one when model.family is null (auto)
         "trainable_parameters": trainable,
         "total_parameters": total,
         "peak_memory_mb": round(peak_memory / 2**20, 1),

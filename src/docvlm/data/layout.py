@@ -257,13 +257,39 @@ def _index(element, default: int, path: Path) -> int:
                                       "is not an integer") from None
 
 
+def primary_equiv(element, path: Path | None = None):
+    """The element's primary ``TextEquiv`` among its alternatives (None when it has none).
+
+    PAGE says only that the lowest ``index`` is the main reading; ``index`` is optional. The rule
+    for the rest is dinglehopper's (qurator-spk/dinglehopper ``ocr_files.get_first_textequiv``), so
+    that docvlm and the evaluation tool read the same text: when any alternative has an ``index``,
+    the lowest index among those that have one (alternatives without one are passed over); when
+    none has an index, the highest ``conf``; otherwise the first. Ties go to the earliest."""
+    equivs = element.findall("{*}TextEquiv")
+    if len(equivs) <= 1:
+        return equivs[0] if equivs else None
+    indexed = [e for e in equivs if e.get("index") is not None]
+    if indexed:
+        return min(indexed, key=lambda e: _index(e, 0, path or Path("?")))
+    confident = [(conf, e) for e in equivs if (conf := _conf(e)) is not None]
+    if confident:
+        best = max(conf for conf, _ in confident)
+        return next(e for conf, e in confident if conf == best)
+    return equivs[0]
+
+
+def _conf(equiv) -> float | None:
+    """A ``conf`` attribute as a number; absent, unreadable or NaN: None (no confidence given)."""
+    try:
+        value = float(equiv.get("conf"))
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
 def _page_text(line, path: Path) -> str:
-    equivs = line.findall("{*}TextEquiv")
-    if equivs:
-        # Several TextEquivs are alternatives; the lowest index (none counts as 1) is the primary
-        # reading, as in dinglehopper and OCR-D.
-        equivs.sort(key=lambda e: _index(e, 1, path))
-        unicode = equivs[0].find("{*}Unicode")
+    if line.find("{*}TextEquiv") is not None:
+        unicode = primary_equiv(line, path).find("{*}Unicode")
         return unicode.text or "" if unicode is not None else ""
     return words_text(line, path)
 
@@ -273,8 +299,8 @@ def words_text(line, path: Path | None = None) -> str:
     itself has no ``TextEquiv`` (the write-back treats it as the line's ground truth too)."""
     texts = []
     for word in line.findall("{*}Word"):
-        equivs = sorted(word.findall("{*}TextEquiv"), key=lambda e: _index(e, 1, path or Path("?")))
-        unicode = equivs[0].find("{*}Unicode") if equivs else None
+        equiv = primary_equiv(word, path)
+        unicode = equiv.find("{*}Unicode") if equiv is not None else None
         if unicode is not None and unicode.text:
             texts.append(unicode.text)
     return " ".join(texts)

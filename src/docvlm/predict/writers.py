@@ -56,8 +56,8 @@ from typing import Any
 from lxml import etree
 
 from docvlm.config import DatasetConfig
-from docvlm.data.layout import (FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files, root_name,
-                                words_text)
+from docvlm.data.layout import (FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_for_inference, layout_files,
+                                primary_equiv, root_name, words_text)
 from docvlm.data.schema import BadSample, PixelBudget, SkipReport
 from docvlm.data.sources import SampleSet
 from docvlm.errors import DataError
@@ -324,12 +324,6 @@ def page_version(element) -> str:
     return version if re.fullmatch(r"\d{4}-\d{2}-\d{2}", version) else "9999"
 
 
-def primary_equiv(element):
-    """The element's primary ``TextEquiv``: the lowest ``index`` (none counts as 1), the first of equals."""
-    equivs = element.findall("{*}TextEquiv")
-    return min(equivs, key=_index) if equivs else None
-
-
 def primary_text(element) -> str | None:
     equiv = primary_equiv(element)
     unicode = equiv.find("{*}Unicode") if equiv is not None else None
@@ -428,15 +422,27 @@ def write_page_line(line, text: str, replace: bool, confidence: float | None = N
         equivs = []
     equiv = _text_equiv(line, text, version, confidence)
     if equivs:
-        # Existing readings keep their index (none means 1); the prediction takes the next one.
-        equiv.set("index", str(max(_index(e) for e in equivs) + 1))
-        # OCR-D's "first reading" rule only sees TextEquivs with an @index: without an explicit 1
-        # on the ground truth it would take the prediction (index 2) as the line's text.
-        for existing in equivs:
-            if existing.get("index") is None:
-                existing.set("index", str(_index(existing)))
+        equiv.set("index", str(_number_readings(line, equivs) + 1))
     _insert_line_equiv(line, equiv)
     return True
+
+
+def _number_readings(line, equivs: list) -> int:
+    """Give every existing reading of ``line`` an ``index`` such that the primary one (as
+    :func:`primary_equiv` chooses it) stays primary once the prediction is added after them;
+    returns the highest index. Needed because the rule only sees TextEquivs with an ``index``:
+    a lone ground truth without one would lose to the prediction's index 2."""
+    primary = primary_equiv(line)
+    if all(e.get("index") is None for e in equivs):  # primary (highest conf, or first) becomes 1
+        for number, existing in enumerate([primary] + [e for e in equivs if e is not primary], start=1):
+            existing.set("index", str(number))
+        return len(equivs)
+    highest = max(_index(e) for e in equivs if e.get("index") is not None)
+    for existing in equivs:  # passed over by the rule before; they stay behind the primary
+        if existing.get("index") is None:
+            highest += 1
+            existing.set("index", str(highest))
+    return highest
 
 
 def _insert_line_equiv(line, equiv) -> None:
@@ -451,9 +457,9 @@ def _insert_line_equiv(line, equiv) -> None:
 
 def _index(equiv) -> int:
     try:
-        return int(equiv.get("index", 1))
-    except ValueError:
-        return 1
+        return int(equiv.get("index"))
+    except (TypeError, ValueError):  # the reader has refused a non-integer index already
+        return 0
 
 
 def add_page_metadata(root, options: WriteOptions) -> None:

@@ -344,9 +344,10 @@ class EvalConfig:
     (VLMEvalKit). The edit distance is on the normalized strings in both."""
     relaxed_tolerance: float = 0.05
     """ChartQA relaxed accuracy: largest accepted relative error of a numeric answer."""
-    relaxed_strip: bool = False
-    """ChartQA relaxed accuracy: strip surrounding whitespace from prediction and target first.
-    Off by default, as in pix2struct's ``relaxed_correctness`` (``"Yes\\n"`` is not ``"Yes"``)."""
+    relaxed_strip: bool | Literal["prediction"] = False
+    """ChartQA relaxed accuracy: ``false`` strips nothing, as pix2struct's ``relaxed_correctness``
+    and lmms-eval (``"Yes\\n"`` is not ``"Yes"``); ``prediction`` strips the prediction only, as
+    VLMEvalKit; ``true`` strips prediction and target."""
     vqa_normalization: Literal["official", "always"] = "official"
     """VQAv2 accuracy: ``official`` = GT-Vision-Lab vqaEval.py (answers and prediction normalized
     only when the human answers disagree); ``always`` = both sides always normalized (lmms-eval,

@@ -89,13 +89,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("wer", "rate", lower_is_better=True, options=_cer_wer_options, option_key="cer_wer"),
     Metric("anls", "mean", sample=lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
            options=lambda cfg: {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
-                                "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
+                                "convention": "DocVQA RRC script, lmms-eval (raw lengths)"
+                                if cfg.anls_denominator == "raw"
                                 else "VLMEvalKit (normalized lengths)"}, option_key="anls", answer_task="vqa"),
     Metric("relaxed_accuracy", "mean",
            sample=lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance, cfg.relaxed_strip),
            options=lambda cfg: {"tolerance": cfg.relaxed_tolerance, "strip": cfg.relaxed_strip,
-                                "reference": "pix2struct relaxed_correctness" + (
-                                    " (deviation: both sides stripped)" if cfg.relaxed_strip else "")},
+                                "reference": RELAXED_REFERENCES[cfg.relaxed_strip]},
            option_key="relaxed_accuracy", answer_task="chart"),
     Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
            options=lambda cfg: {"normalization": cfg.vqa_normalization, "reference": (
@@ -120,6 +120,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("tuned_cross_entropy", "external", lower_is_better=True, number=True,
            options=lambda cfg: _drift_options(), option_key="drift"),
 )}
+
+
+RELAXED_REFERENCES = {
+    False: "pix2struct relaxed_correctness, lmms-eval (nothing stripped)",
+    "prediction": "VLMEvalKit ChartQA (prediction stripped, target not)",
+    True: "pix2struct relaxed_correctness with both sides stripped (deviation)",
+}
 
 
 def _meteor_options() -> dict:

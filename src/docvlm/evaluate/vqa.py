@@ -13,8 +13,10 @@ number in [0, 1]; the corpus score is the mean over questions. Pure Python (no t
   metrics.py, copied by VLMEvalKit): numbers within 5% relative error, a trailing ``%`` divides by
   100, a zero or non-numeric target falls back to case-insensitive exact match; best reference.
   Like pix2struct, neither string is stripped (``"Yes\n"`` is not ``"Yes"``; Python's ``float``
-  itself ignores surrounding whitespace, so ``"12\n"`` still equals ``"12"``); ``strip=True``
-  strips both first (an option, not the reference).
+  itself ignores surrounding whitespace, so ``"12\n"`` still equals ``"12"``); lmms-eval's
+  ChartQA copy is the same. ``strip="prediction"`` strips the prediction only, as VLMEvalKit's
+  ChartQA scoring does (``vqa_eval.py: process_line``); ``strip=True`` strips both (an option
+  of docvlm's, no reference's).
 - VQAv2 accuracy: the official GT-Vision-Lab ``vqaEval.py`` (``evaluate``): newlines and tabs
   become spaces and both sides are stripped; only when the human answers disagree
   (``len(set(gtAnswers)) > 1``) are the human answers *and* the prediction put through its answer
@@ -65,10 +67,20 @@ def _to_float(text: str) -> float | None:
         return None
 
 
-def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip: bool = False) -> bool:
-    """pix2struct's relaxed correctness of one answer against one target (``strip``: an option)."""
+RELAXED_STRIPS = (False, "prediction", True)
+"""``relaxed_strip`` values: nothing stripped (pix2struct, lmms-eval), the prediction only
+(VLMEvalKit), both sides (a docvlm option)."""
+
+
+def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip: bool | str = False) -> bool:
+    """pix2struct's relaxed correctness of one answer against one target (``strip``: one of
+    :data:`RELAXED_STRIPS`)."""
+    if strip not in RELAXED_STRIPS:
+        raise ValueError(f"relaxed_strip must be one of {RELAXED_STRIPS}, not {strip!r}")
     if strip:
-        prediction, target = prediction.strip(), target.strip()
+        prediction = prediction.strip()
+    if strip is True:
+        target = target.strip()
     predicted, expected = _to_float(prediction), _to_float(target)
     # ``expected`` is falsy for a zero target: relative error is undefined, so pix2struct compares text.
     if predicted is not None and expected:
@@ -77,7 +89,7 @@ def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip
 
 
 def relaxed_accuracy(prediction: str, references: Sequence[str], tolerance: float = 0.05,
-                     strip: bool = False) -> float:
+                     strip: bool | str = False) -> float:
     return float(any(relaxed_correct(prediction, r, tolerance, strip) for r in references))
 
 

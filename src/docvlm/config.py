@@ -311,17 +311,20 @@ class TextMetricConfig:
     both sides are transformed the same way. kraken also reorders right-to-left ground truth to
     display order (``--reorder``); a VLM writes logical order, so both sides stay in logical order."""
 
-    normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD"] = "none"
+    normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD", "dinglehopper"] = "none"
     """Unicode normalization of reference and prediction. CATMuS models are trained on NFD, so a
-    CER is only comparable with theirs under the same form."""
+    CER is only comparable with theirs under the same form. ``dinglehopper``: NFC plus
+    dinglehopper's character equivalences (ligatures split, ’ -> ', em dash -> en dash ...), as its
+    command-line tools apply them."""
     unit: Literal["codepoint", "grapheme"] = "codepoint"
     """CER unit: Unicode code points (kraken, jiwer, torchmetrics) or extended grapheme clusters
     (a letter with its combining marks, an emoji with its modifiers count as one), segmented by
     UAX #29 with Unicode 16.0 properties as ICU, dinglehopper and uniseg do (rule GB9c joins a
     virama to the next consonant only after a consonant)."""
-    whitespace: Literal["normalize", "collapse", "none"] = "normalize"
+    whitespace: Literal["normalize", "collapse", "strip", "none"] = "normalize"
     """``normalize``: each Unicode whitespace character -> space, ends stripped (kraken);
-    ``collapse``: additionally runs of spaces -> one space; ``none``: text as given."""
+    ``collapse``: additionally runs of spaces -> one space; ``strip``: only the ends stripped
+    (dinglehopper's command-line tools); ``none``: text as given."""
     case_fold: bool = False
     """Compare case-insensitively (Unicode case folding)."""
     remove_punctuation: bool = False

@@ -2,7 +2,11 @@
 
 CER and WER are micro-averaged over the corpus, as kraken's ``ketos test`` and torchmetrics do:
 the edit operations of all samples summed, divided by the summed reference length. A corpus of
-long lines therefore weighs each character equally, not each line. How text is prepared first
+long lines therefore weighs each character equally, not each line. dinglehopper's CER is
+``normalization: NFC, unit: grapheme, whitespace: none`` (its ``character_error_rate``) or
+``normalization: dinglehopper, unit: grapheme, whitespace: strip`` (its command-line tools on text
+lines, which strip each line and apply its character equivalences); its line-directory corpus CER
+is micro too. How text is prepared first
 (Unicode normalization, unit, whitespace, case, punctuation) is a :class:`TextMetricConfig`; its
 defaults are kraken's, and every metrics file states the options used.
 
@@ -21,6 +25,7 @@ import regex
 from rapidfuzz.distance import Levenshtein
 
 from docvlm.config import TextMetricConfig
+from docvlm.evaluate.equivalences import dinglehopper_normalize
 from docvlm.evaluate.graphemes import grapheme_clusters
 
 KRAKEN_DEFAULTS = TextMetricConfig()
@@ -51,7 +56,9 @@ def prepare(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> str:
     """The text as CER/WER compare it."""
     if options.case_fold:
         text = text.casefold()
-    if options.normalization != "none":
+    if options.normalization == "dinglehopper":
+        text = dinglehopper_normalize(text)
+    elif options.normalization != "none":
         text = unicodedata.normalize(options.normalization, text)
     if options.remove_punctuation:
         text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
@@ -59,6 +66,8 @@ def prepare(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> str:
         text = _WHITESPACE.sub(" ", text).strip()
     elif options.whitespace == "collapse":
         text = " ".join(_WHITESPACE.sub(" ", text).split())
+    elif options.whitespace == "strip":  # dinglehopper's line.strip() of every line it reads
+        text = text.strip()
     return text
 
 

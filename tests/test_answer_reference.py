@@ -221,3 +221,129 @@ def test_contains_equals_ocrbench():
         # Short answers so that containment happens often.
         prediction, answers = text(rng, 10), [text(rng, 2) for _ in range(rng.randint(1, 3))]
         assert vqa.contains(prediction, answers) == ocrbench_contains(prediction, answers), (prediction, answers)
+
+
+# --------------------------------------------------------------------------------------------
+# VQAv2 accuracy as lmms-eval and VLMEvalKit compute it (the official vqaEval.py is checked in
+# test_metric_conventions.py). Their punctuation and digit/article steps, as their sources read:
+# - VLMEvalKit ``vqa_eval.py: process_answer`` (newlines/tabs to spaces, strip,
+#   ``vlmeval.smp.process_punctuation``, ``_process_digit_article``) on every answer and the
+#   prediction, then leave-one-out (``process_line`` with ``method='vqa_score'``); same commit as above.
+# - lmms-eval ``lmms_eval/tasks/vqav2/utils.py: vqav2_process_results``
+#   @ 039307892132f4c28522616af355009da6cacb66 with ``lmms_eval/tasks/_task_utils/vqa_eval_metric.py:
+#   EvalAIAnswerProcessor`` @ 61e5060b4e8611b360b037779652cd735801581c: the prediction always goes
+#   through the processor (lower-case, commas and "?" removed, "'s" split off, then the official
+#   steps); the human answers are cleaned, and normalized (the prediction once more) only when they
+#   disagree. Its comma rule is ``(?<=\d)(\,)+(?=\d)`` (the official one: ``(\d)(\,)(\d)``).
+# The contraction table is docvlm's (the same 121 entries in all three; spot-checked in
+# test_answer_metrics.py).
+
+import re  # noqa: E402
+
+from docvlm.evaluate.vqa import _CONTRACTIONS  # noqa: E402
+
+PUNCT = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
+MANUAL_MAP = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+              "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+
+
+def process_punctuation(in_text, comma_strip=re.compile(r"(\d)(\,)(\d)")):
+    out_text = in_text
+    for p in PUNCT:
+        if (p + " " in in_text or " " + p in in_text) or (re.search(comma_strip, in_text) is not None):
+            out_text = out_text.replace(p, "")
+        else:
+            out_text = out_text.replace(p, " ")
+    out_text = PERIOD_STRIP.sub("", out_text, re.UNICODE)
+    return out_text
+
+
+def process_digit_article(in_text):
+    out_text = []
+    for word in in_text.lower().split():
+        word = MANUAL_MAP.get(word, word)
+        if word not in ["a", "an", "the"]:
+            out_text.append(word)
+    for word_id, word in enumerate(out_text):
+        if word in _CONTRACTIONS:
+            out_text[word_id] = _CONTRACTIONS[word]
+    return " ".join(out_text)
+
+
+def vlmevalkit_vqa_score(prediction: str, answers: list[str]) -> float:
+    def process_answer(answer):
+        answer = answer.replace("\n", " ").replace("\t", " ").strip()
+        return process_digit_article(process_punctuation(answer))
+
+    gt = [process_answer(x) for x in answers]
+    pred = process_answer(prediction)
+    match = []
+    for current_idx, _ in enumerate(gt):
+        other = [item for idx, item in enumerate(gt) if idx != current_idx]
+        match.append(min(1, float(len([item for item in other if item == pred])) / 3))
+    return float(np.mean(match))
+
+
+LMMS_COMMA = re.compile(r"(?<=\d)(\,)+(?=\d)")
+
+
+def lmms_eval_vqav2(prediction: str, answers: list[str]) -> float:
+    def processor(item):  # EvalAIAnswerProcessor.__call__
+        item = item.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
+        item = item.replace("\n", " ").replace("\t", " ").strip()
+        return process_digit_article(process_punctuation(item, LMMS_COMMA))
+
+    res_ans = processor(prediction)
+    gts = [{"answer": a, "answer_id": i} for i, a in enumerate(answers)]
+    for ans in gts:
+        ans["answer"] = ans["answer"].replace("\n", " ").replace("\t", " ").strip()
+    if len({ans["answer"] for ans in gts}) > 1:
+        for ans in gts:
+            ans["answer"] = process_digit_article(process_punctuation(ans["answer"], LMMS_COMMA))
+        res_ans = process_digit_article(process_punctuation(res_ans, LMMS_COMMA))
+    accuracies = []
+    for gt in gts:
+        others = [item for item in gts if item != gt]
+        accuracies.append(min(1, float(len([item for item in others if item["answer"] == res_ans])) / 3))
+    return sum(accuracies) / len(accuracies)
+
+
+VQA_POOL = ["no", "No", "no!", "yes", "Yes.", "2", "two", "Two", "1,000", "1000", "1,,000", "the dog", "a dog",
+            "dog", "dogs", "dont", "don't", "red and white", "red/white", " red ", "3.5", "3.5.", "none", "0",
+            "zero", "left\n", "left", "an apple", "New York", "new york", "cant", "10", "ten", "man's hat",
+            "man 's hat", "what?", "yes, sir", "Yes, Sir", "a, b", "one-two", "\tblue"]
+
+
+def vqa_cases(seed: int, count: int):
+    rng = random.Random(seed)
+    for _ in range(count):
+        distinct = rng.sample(VQA_POOL, rng.choice([1, 1, 2, 3, 5]))
+        yield rng.choice(VQA_POOL + distinct), [rng.choice(distinct) for _ in range(10)]
+
+
+def test_vqa_accuracy_always_equals_vlmevalkit():
+    for prediction, answers in vqa_cases(8, 3000):
+        assert vqa.vqa_accuracy(prediction, answers, "always") == pytest.approx(
+            vlmevalkit_vqa_score(prediction, answers)), (prediction, answers)
+
+
+def test_vqa_accuracy_lmms_eval_equals_lmms_eval():
+    differs_from_official = 0
+    for prediction, answers in vqa_cases(9, 3000):
+        ours = vqa.vqa_accuracy(prediction, answers, "lmms-eval")
+        assert ours == pytest.approx(lmms_eval_vqav2(prediction, answers)), (prediction, answers)
+        differs_from_official += ours != vqa.vqa_accuracy(prediction, answers)
+    assert differs_from_official > 30
+    # Ten unanimous "no": lmms-eval normalizes the prediction anyway, vqaEval.py does not.
+    assert vqa.vqa_accuracy("No!", ["no"] * 10, "lmms-eval") == 1.0
+    assert vqa.vqa_accuracy("No!", ["no"] * 10) == 0.0
+    # Ten unanimous "two": lmms-eval turns the prediction "two" into "2" and the answers stay "two".
+    assert vqa.vqa_accuracy("two", ["two"] * 10, "lmms-eval") == 0.0
+    assert vqa.vqa_accuracy("two", ["two"] * 10, "always") == 1.0
+
+
+def test_vqa_lmms_eval_is_a_config_option():
+    rows = [{"id": "1", "prediction": "No!", "references": ["no"] * 10}]
+    score = score_rows(rows, ("vqa_accuracy",), EvalConfig(vqa_normalization="lmms-eval"))
+    assert score.value("vqa_accuracy") == 1.0

@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="score the base and the tuned model of a run, or a predictions file",
         epilog="CER/WER of a row with only 'references' (no 'reference') use the first one; "
                "--evaluate.multi_reference best uses, per sample, the one with the fewest edits. VQAv2 accuracy "
-               "follows vqaEval.py (--evaluate.vqa_normalization always: lmms-eval/VLMEvalKit); ChartQA relaxed "
+               "follows vqaEval.py (--evaluate.vqa_normalization always: VLMEvalKit; lmms-eval); ChartQA relaxed "
                "accuracy strips nothing, as pix2struct (--evaluate.relaxed_strip prediction: as VLMEvalKit; true: both).")
     evaluate.add_argument("run", nargs="?", help="run folder written by 'docvlm train'")
     evaluate.add_argument("--predictions", help="score this predictions JSONL instead (any tool's)")

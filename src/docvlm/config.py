@@ -351,10 +351,11 @@ class EvalConfig:
     """ChartQA relaxed accuracy: ``false`` strips nothing, as pix2struct's ``relaxed_correctness``
     and lmms-eval (``"Yes\\n"`` is not ``"Yes"``); ``prediction`` strips the prediction only, as
     VLMEvalKit; ``true`` strips prediction and target."""
-    vqa_normalization: Literal["official", "always"] = "official"
+    vqa_normalization: Literal["official", "always", "lmms-eval"] = "official"
     """VQAv2 accuracy: ``official`` = GT-Vision-Lab vqaEval.py (answers and prediction normalized
-    only when the human answers disagree); ``always`` = both sides always normalized (lmms-eval,
-    VLMEvalKit)."""
+    only when the human answers disagree); ``always`` = both sides always normalized (VLMEvalKit);
+    ``lmms-eval`` = the prediction always normalized (after lower-casing, removing commas and "?",
+    splitting off "'s"), the answers only when they disagree."""
     multi_reference: Literal["first", "best"] = "first"
     """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
     one, or the ``best`` one (per sample and per metric the reference with the fewest edits: the

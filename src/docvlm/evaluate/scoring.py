@@ -98,11 +98,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                                 "reference": RELAXED_REFERENCES[cfg.relaxed_strip]},
            option_key="relaxed_accuracy", answer_task="chart"),
     Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
-           options=lambda cfg: {"normalization": cfg.vqa_normalization, "reference": (
-               "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)"
-               if cfg.vqa_normalization == "official" else
-               "lmms-eval / VLMEvalKit (both sides always normalized; deviates from vqaEval.py)"),
-               "single_reference": "normalized or cleaned exact match (vqaEval.py would give 0)"},
+           options=lambda cfg: {"normalization": cfg.vqa_normalization,
+                                "reference": VQA_REFERENCES[cfg.vqa_normalization],
+                                "single_reference": "normalized or cleaned exact match (the references "
+                                                    "would give 0)"},
            option_key="vqa_accuracy", answer_task="vqav2"),
     Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs), answer_task="exact"),
     Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs), answer_task="contains"),
@@ -122,6 +121,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
+VQA_REFERENCES = {
+    "official": "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)",
+    "always": "VLMEvalKit (both sides always normalized; deviates from vqaEval.py)",
+    "lmms-eval": "lmms-eval vqav2 (prediction always normalized, answers only when they disagree)",
+}
 RELAXED_REFERENCES = {
     False: "pix2struct relaxed_correctness, lmms-eval (nothing stripped)",
     "prediction": "VLMEvalKit ChartQA (prediction stripped, target not)",

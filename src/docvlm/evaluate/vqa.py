@@ -22,8 +22,9 @@ number in [0, 1]; the corpus score is the mean over questions. Pure Python (no t
   (``len(set(gtAnswers)) > 1``) are the human answers *and* the prediction put through its answer
   normalization (punctuation rules, number words, articles, contractions), so ``no!`` against ten
   ``no`` scores 0; then min(1, matches / 3) averaged over the 10 leave-one-out subsets of the human
-  answers. ``normalization="always"`` normalizes both sides always, as lmms-eval and VLMEvalKit
-  do.
+  answers. ``normalization="always"`` normalizes both sides always, as VLMEvalKit does;
+  ``normalization="lmms-eval"`` is lmms-eval's mix: the prediction always normalized (lower-cased,
+  commas and "?" removed, "'s" split off first), the human answers only when they disagree.
 - Exact match: VLMEvalKit's ``accuracy`` method (stripped, case-insensitive equality, best reference).
 - Contains: OCRBench's rule (the lower-cased, stripped reference occurs in the prediction).
 """
@@ -153,9 +154,9 @@ _CONTRACTIONS = {
 }
 
 
-def _vqa_punctuation(text: str) -> str:
+def _vqa_punctuation(text: str, comma: re.Pattern = _COMMA_STRIP) -> str:
     out = text
-    has_digit_comma = _COMMA_STRIP.search(text) is not None
+    has_digit_comma = comma.search(text) is not None
     for mark in _PUNCTUATION:
         if mark + " " in text or " " + mark in text or has_digit_comma:
             out = out.replace(mark, "")
@@ -170,7 +171,9 @@ def _vqa_digits_articles(text: str) -> str:
     return " ".join(_CONTRACTIONS.get(word, word) for word in kept)
 
 
-VQA_NORMALIZATIONS = ("official", "always")
+VQA_NORMALIZATIONS = ("official", "always", "lmms-eval")
+_LMMS_COMMA = re.compile(r"(?<=\d)(\,)+(?=\d)")
+"""lmms-eval's digit-comma-digit test (its EvalAIAnswerProcessor, from MMF): also "1,,000"."""
 
 
 def _clean(answer: str) -> str:
@@ -182,19 +185,36 @@ def normalize_vqa_answer(answer: str) -> str:
     return _vqa_digits_articles(_vqa_punctuation(_clean(answer)))
 
 
+def _lmms_eval_normalize(answer: str) -> str:
+    return _vqa_digits_articles(_vqa_punctuation(_clean(answer), _LMMS_COMMA))
+
+
+def _lmms_eval_prediction(prediction: str) -> str:
+    """lmms-eval's EvalAIAnswerProcessor: lower-cased, commas and question marks removed, "'s"
+    split off ("man's" -> "man 's"), then cleaned and normalized."""
+    return _lmms_eval_normalize(prediction.lower().replace(",", "").replace("?", "").replace("'s", " 's"))
+
+
 def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official") -> float:
     """VQAv2 accuracy: mean over each human answer left out of min(1, matching others / 3).
 
     ``official`` (GT-Vision-Lab vqaEval.py): both sides are cleaned (newlines/tabs to spaces,
     stripped) and normalized only when the human answers differ after cleaning. ``always``
-    (lmms-eval, VLMEvalKit): both sides normalized whatever the answers. With a single reference
-    the leave-one-out formula is always 0, so that case is scored as (cleaned or normalized) exact
-    match; a deviation from the script, which gives such a question 0.
+    (VLMEvalKit): both sides normalized whatever the answers. ``lmms-eval`` (its
+    ``vqav2_process_results``): the prediction always goes through its EvalAIAnswerProcessor, the
+    answers are cleaned and, only when they differ, normalized (and the prediction once more). With
+    a single reference the leave-one-out formula is always 0, so that case is scored as (cleaned or
+    normalized) exact match; a deviation from all three, which give such a question 0.
     """
     if normalization not in VQA_NORMALIZATIONS:
         raise ValueError(f"VQA normalization must be one of {VQA_NORMALIZATIONS}, not {normalization!r}")
     predicted, answers = _clean(prediction), [_clean(r) for r in references]
-    if normalization == "always" or len(set(answers)) > 1:
+    if normalization == "lmms-eval":
+        predicted = _lmms_eval_prediction(predicted)
+        if len(set(answers)) > 1:
+            predicted = _lmms_eval_normalize(predicted)
+            answers = [_lmms_eval_normalize(a) for a in answers]
+    elif normalization == "always" or len(set(answers)) > 1:
         predicted = normalize_vqa_answer(predicted)
         answers = [normalize_vqa_answer(a) for a in answers]
     if len(answers) == 1:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from docvlm.evaluate import caption
+from docvlm.evaluate.ptb import ptb_tokenize
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "caption" / "coco_caption_reference.json")
                      .read_text(encoding="utf-8"))
@@ -92,3 +93,63 @@ def test_bleu4_and_cider_d_equal_live_pycocoevalcap_on_random_corpora():
         theirs = {"bleu4": b[3], "bleu4_per_image": b_images[3], "cider_d": c, "cider_d_per_image": list(c_images)}
         worst = max(worst, max_difference(docvlm_scores(predictions, references), theirs))
     assert worst <= TOLERANCE
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenization: coco-caption's PTBTokenizer (Java, stored output) against docvlm's ``ptb``
+
+
+def test_ptb_tokenizer_equals_coco_caption_ptbtokenizer():
+    ptb = FIXTURE["ptb"]
+    assert len(ptb["captions"]) >= 1500
+    differing = [(c, t, ptb_tokenize(c)) for c, t in zip(ptb["captions"], ptb["tokens"])
+                 if ptb_tokenize(c) != t.split(" ") and not (t == "" and ptb_tokenize(c) == [])]
+    assert differing == []
+    # What the scorers see: the tokens split again on any whitespace (the U+00A0 in "3 1/2").
+    assert caption.tokenize("3 1/2 cups") == ["3", "1/2", "cups"] and ptb_tokenize("3 1/2") == ["3\u00a01/2"]
+
+
+def test_raw_captions_score_as_the_coco_caption_pipeline():
+    # Untokenized captions: coco-caption = PTBTokenizer (Java) + Bleu + Cider; docvlm = its ptb tokenizer.
+    worst = 0.0
+    for corpus in FIXTURE["raw_corpora"]:
+        predictions, references = corpus["predictions"], corpus["references"]
+        stats = [caption.bleu_stats(p, r, "ptb") for p, r in zip(predictions, references)]
+        ours = {"bleu4": caption.bleu4(predictions, references, "ptb"),
+                "bleu4_per_image": [float(caption.bleu_from_stats(s)) for s in stats],
+                "cider_d": caption.cider_d(predictions, references, "ptb"),
+                "cider_d_per_image": caption.cider_d_scores(predictions, references, "ptb")}
+        worst = max(worst, max_difference(ours, corpus))
+    assert len(FIXTURE["raw_corpora"]) >= 50 and worst <= TOLERANCE
+
+
+def test_whitespace_tokenizer_scores_pre_tokenized_text_exactly():
+    # Text already tokenized by coco-caption's PTBTokenizer is only split, as its scorers split it.
+    tokens = dict(zip(FIXTURE["ptb"]["captions"], FIXTURE["ptb"]["tokens"]))
+    for corpus in FIXTURE["raw_corpora"][:20]:
+        predictions = [tokens.get(p) for p in corpus["predictions"]]
+        references = [[tokens.get(r) for r in refs] for refs in corpus["references"]]
+        if None in predictions or any(None in refs for refs in references):
+            continue
+        assert caption.bleu4(predictions, references, "whitespace") == pytest.approx(corpus["bleu4"], abs=TOLERANCE)
+    assert caption.tokenize("Man 's dog", "whitespace") == ["Man", "'s", "dog"]  # not even lower-cased
+
+
+def test_simple_tokenizer_is_the_documented_deviation():
+    assert caption.tokenize("A man's t-shirt, 3.5 m.", "simple") == ["a", "man", "s", "t", "shirt", "3", "5", "m"]
+    assert caption.tokenize("A man's t-shirt, 3.5 m.") == ["a", "man", "'s", "t-shirt", "3.5", "m."]
+    with pytest.raises(ValueError, match="tokenizer"):
+        caption.tokenize("a", "ptb3")
+
+
+def test_caption_tokenizer_is_a_config_option_stated_in_metrics_files():
+    from docvlm.config import EvalConfig
+    from docvlm.evaluate.scoring import metric_options, score_rows
+
+    rows = [{"id": "1", "prediction": "a red t-shirt", "references": ["A blue t-shirt."]},
+            {"id": "2", "prediction": "two cats", "references": ["Two cats sleeping."]}]
+    ptb = score_rows(rows, ("bleu4", "cider_d"), EvalConfig())
+    simple = score_rows(rows, ("bleu4", "cider_d"), EvalConfig(caption_tokenizer="simple"))
+    assert ptb.value("bleu4") != simple.value("bleu4")
+    assert metric_options(EvalConfig(caption_tokenizer="simple"), ("bleu4",))["caption"]["tokenizer"].startswith(
+        "simple")

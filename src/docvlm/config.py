@@ -356,6 +356,10 @@ class EvalConfig:
     only when the human answers disagree); ``always`` = both sides always normalized (VLMEvalKit);
     ``lmms-eval`` = the prediction always normalized (after lower-casing, removing commas and "?",
     splitting off "'s"), the answers only when they disagree."""
+    caption_tokenizer: Literal["ptb", "whitespace", "simple"] = "ptb"
+    """BLEU-4, CIDEr-D and METEOR tokens: ``ptb`` = coco-caption's PTBTokenizer (reproduced in pure
+    Python); ``whitespace`` = text already tokenized, split on whitespace only (what coco-caption's
+    scorers do after its tokenizer); ``simple`` = lower-case, punctuation removed (not coco-caption's)."""
     multi_reference: Literal["first", "best"] = "first"
     """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
     one, or the ``best`` one (per sample and per metric the reference with the fewest edits: the

@@ -103,6 +103,7 @@ _PIECES = re.compile(rf"""
 """, re.VERBOSE)
 _URL = re.compile(r"https?://[^\"<>|()]*[^\"<>|.!?(){},-]")
 _INNER_PUNCTUATION = re.compile(r"(?<!\d)[,:]|[,:](?!\d)")
+_INNER_PLUS = re.compile(r"(?<=[^\W_])\+(?=[^\W_])")
 _UPPER_AMPERSAND = re.compile(r"[A-Z]+(?:&[A-Z]+)+")
 SENTENCE_STARTS = frozenset("""
 About According Additionally After An A As At But Earlier He Her Here However If In It Last Many More
@@ -240,12 +241,12 @@ def _split_word(word: str) -> list[str]:
         for part in parts[1:]:
             out += ["&"] + _split_word(part)
         return out
-    if "+" in word.strip("+") and re.search(r"[^\W_]\+[^\W_]", word):
-        left, right = re.split(r"(?<=[^\W_])\+(?=[^\W_])", word, maxsplit=1)
-        return _split_word(left) + ["+"] + _split_word(right)
-    if "'n'" in lower and not lower.startswith("'n'"):
-        left, _, right = word.partition(word[lower.index("'n'"):lower.index("'n'") + 3])
-        return _split_word(left) + ["'n'"] + _split_word(right)
+    plus = _INNER_PLUS.search(word)
+    if plus:  # "a+b" -> "a + b"; "C++" and "+5" stay
+        return _split_word(word[:plus.start()]) + ["+"] + _split_word(word[plus.end():])
+    if "'n'" in lower[1:]:  # "rock'n'roll" -> "rock 'n' roll"
+        cut = lower.index("'n'", 1)
+        return _split_word(word[:cut]) + [word[cut:cut + 3]] + _split_word(word[cut + 3:])
     if lower.startswith("y'") and len(word) > 2:
         return [word[:2]] + _split_word(word[2:])
     unit = _NUMBER_UNIT.fullmatch(word[:-1] if word.endswith(".") else word)

@@ -347,3 +347,38 @@ def test_vqa_lmms_eval_is_a_config_option():
     rows = [{"id": "1", "prediction": "No!", "references": ["no"] * 10}]
     score = score_rows(rows, ("vqa_accuracy",), EvalConfig(vqa_normalization="lmms-eval"))
     assert score.value("vqa_accuracy") == 1.0
+
+
+def official_vqa(prediction: str, answers: list[str]) -> float:
+    """GT-Vision-Lab vqaEval.py ``evaluate`` on one question (see test_metric_conventions.py)."""
+    gts = [{"answer": a.replace("\n", " ").replace("\t", " ").strip(), "answer_id": i} for i, a in enumerate(answers)]
+    res = prediction.replace("\n", " ").replace("\t", " ").strip()
+    if len({ans["answer"] for ans in gts}) > 1:
+        for ans in gts:
+            ans["answer"] = process_digit_article(process_punctuation(ans["answer"]))
+        res = process_digit_article(process_punctuation(res))
+    accuracies = []
+    for gt in gts:
+        others = [item for item in gts if item != gt]
+        accuracies.append(min(1, float(len([item for item in others if item["answer"] == res])) / 3))
+    return sum(accuracies) / len(accuracies)
+
+
+def test_vqa_single_reference_leave_one_out_equals_the_references():
+    rng = random.Random(10)
+    for _ in range(2000):
+        distinct = rng.sample(VQA_POOL, rng.choice([1, 2, 3]))
+        answers = [rng.choice(distinct) for _ in range(rng.choice([1, 1, 2, 3, 10]))]
+        prediction = rng.choice(VQA_POOL + distinct)
+        assert vqa.vqa_accuracy(prediction, answers, single_reference="leave_one_out") == pytest.approx(
+            official_vqa(prediction, answers))
+        assert vqa.vqa_accuracy(prediction, answers, "always", "leave_one_out") == pytest.approx(
+            vlmevalkit_vqa_score(prediction, answers))
+        assert vqa.vqa_accuracy(prediction, answers, "lmms-eval", "leave_one_out") == pytest.approx(
+            lmms_eval_vqav2(prediction, answers))
+    # docvlm's default scores a lone reference as exact match; the scripts give it 0.
+    assert vqa.vqa_accuracy("dog", ["dog"]) == 1.0
+    assert vqa.vqa_accuracy("dog", ["dog"], single_reference="leave_one_out") == 0.0
+    rows = [{"id": "1", "prediction": "dog", "references": ["dog"]}]
+    cfg = EvalConfig(vqa_single_reference="leave_one_out")
+    assert score_rows(rows, ("vqa_accuracy",), cfg).value("vqa_accuracy") == 0.0

@@ -360,6 +360,10 @@ class EvalConfig:
     """BLEU-4, CIDEr-D and METEOR tokens: ``ptb`` = coco-caption's PTBTokenizer (reproduced in pure
     Python); ``whitespace`` = text already tokenized, split on whitespace only (what coco-caption's
     scorers do after its tokenizer); ``simple`` = lower-case, punctuation removed (not coco-caption's)."""
+    vqa_single_reference: Literal["exact", "leave_one_out"] = "exact"
+    """VQAv2 accuracy of a question with one human answer, where the leave-one-out formula is always
+    0: ``exact`` = (normalized) exact match (docvlm's choice); ``leave_one_out`` = 0 as vqaEval.py,
+    lmms-eval and VLMEvalKit give."""
     multi_reference: Literal["first", "best"] = "first"
     """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
     one, or the ``best`` one (per sample and per metric the reference with the fewest edits: the

@@ -98,11 +98,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            options=lambda cfg: {"tolerance": cfg.relaxed_tolerance, "strip": cfg.relaxed_strip,
                                 "reference": RELAXED_REFERENCES[cfg.relaxed_strip]},
            option_key="relaxed_accuracy", answer_task="chart"),
-    Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
+    Metric("vqa_accuracy", "mean",
+           sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization, cfg.vqa_single_reference),
            options=lambda cfg: {"normalization": cfg.vqa_normalization,
                                 "reference": VQA_REFERENCES[cfg.vqa_normalization],
-                                "single_reference": "normalized or cleaned exact match (the references "
-                                                    "would give 0)"},
+                                "single_reference": cfg.vqa_single_reference + (
+                                    ": normalized or cleaned exact match (the references give 0)"
+                                    if cfg.vqa_single_reference == "exact" else ": 0, as the references")},
            option_key="vqa_accuracy", answer_task="vqav2"),
     Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs), answer_task="exact"),
     Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs), answer_task="contains"),

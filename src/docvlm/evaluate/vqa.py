@@ -195,7 +195,11 @@ def _lmms_eval_prediction(prediction: str) -> str:
     return _lmms_eval_normalize(prediction.lower().replace(",", "").replace("?", "").replace("'s", " 's"))
 
 
-def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official") -> float:
+VQA_SINGLE_REFERENCE = ("exact", "leave_one_out")
+
+
+def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official",
+                 single_reference: str = "exact") -> float:
     """VQAv2 accuracy: mean over each human answer left out of min(1, matching others / 3).
 
     ``official`` (GT-Vision-Lab vqaEval.py): both sides are cleaned (newlines/tabs to spaces,
@@ -203,11 +207,14 @@ def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str 
     (VLMEvalKit): both sides normalized whatever the answers. ``lmms-eval`` (its
     ``vqav2_process_results``): the prediction always goes through its EvalAIAnswerProcessor, the
     answers are cleaned and, only when they differ, normalized (and the prediction once more). With
-    a single reference the leave-one-out formula is always 0, so that case is scored as (cleaned or
-    normalized) exact match; a deviation from all three, which give such a question 0.
+    a single reference the leave-one-out formula is always 0; ``single_reference="exact"`` (the
+    default, a deviation from all three) scores that case as (cleaned or normalized) exact match,
+    ``"leave_one_out"`` keeps their 0.
     """
     if normalization not in VQA_NORMALIZATIONS:
         raise ValueError(f"VQA normalization must be one of {VQA_NORMALIZATIONS}, not {normalization!r}")
+    if single_reference not in VQA_SINGLE_REFERENCE:
+        raise ValueError(f"VQA single_reference must be one of {VQA_SINGLE_REFERENCE}, not {single_reference!r}")
     predicted, answers = _clean(prediction), [_clean(r) for r in references]
     if normalization == "lmms-eval":
         predicted = _lmms_eval_prediction(predicted)
@@ -217,7 +224,7 @@ def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str 
     elif normalization == "always" or len(set(answers)) > 1:
         predicted = normalize_vqa_answer(predicted)
         answers = [normalize_vqa_answer(a) for a in answers]
-    if len(answers) == 1:
+    if len(answers) == 1 and single_reference == "exact":
         return float(answers[0] == predicted)
     matches = sum(a == predicted for a in answers)
     scores = [min(1.0, (matches - (a == predicted)) / 3) for a in answers]

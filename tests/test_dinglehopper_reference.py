@@ -156,3 +156,94 @@ def test_new_text_options_are_checked_by_the_config():
         normalization="dinglehopper", whitespace="strip")
     with pytest.raises(ConfigError, match="normalization"):
         from_dict(TextMetricConfig, {"normalization": "sbb"})
+
+
+# --------------------------------------------------------------------------------------------
+# WER: dinglehopper's ``word_error_rate.py``: ``words`` splits at UAX #29 word boundaries
+# (``uniseg.wordbreak.words``) and drops every "word" made only of characters of the categories
+# M*, P*, Z*, S*, Cc, Cf; ``words_normalized`` NFC-normalizes first; line directories are micro.
+# dinglehopper also rebinds ``uniseg.wordbreak.word_break`` so that private-use characters count
+# as letters, but uniseg 0.10 binds that function as a default argument of ``words``, so the
+# rebinding does not reach it (checked below): with the uniseg every install gets today,
+# private-use characters break words.
+
+import uniseg.wordbreak  # noqa: E402
+
+from docvlm.evaluate.metrics import wer  # noqa: E402
+
+WER_FUNCTION = TextMetricConfig(normalization="NFC", whitespace="none", words="dinglehopper")
+WER_COMMAND_LINE = TextMetricConfig(normalization="dinglehopper", whitespace="strip", words="dinglehopper")
+
+
+def dinglehopper_words(s: str) -> list[str]:
+    def unwanted(c):
+        subcat = unicodedata.category(c)
+        return subcat[0] in ("O", "M", "P", "Z", "S") or subcat in ("Cc", "Cf")
+
+    return [w for w in uniseg.wordbreak.words(unicodedata.normalize("NFC", s)) if not all(unwanted(c) for c in w)]
+
+
+def word_error_rate_n(reference: str, compared: str) -> tuple[float, int]:
+    reference_seq, compared_seq = dinglehopper_words(reference), dinglehopper_words(compared)
+    d = Levenshtein.distance(reference_seq, compared_seq)
+    n = len(reference_seq)
+    if d == 0:
+        return 0, n
+    if n == 0:
+        return float("inf"), n
+    return d / n, n
+
+
+def line_dirs_wer(references, predictions, read=lambda line: line):
+    wer_, n_words = None, None
+    for gt_line, ocr_line in zip(references, predictions):
+        l_wer, l_n = word_error_rate_n(read(gt_line), read(ocr_line))
+        if wer_ is None:
+            wer_, n_words = l_wer, l_n
+        else:
+            wer_ = (wer_ * n_words + l_wer * l_n) / (n_words + l_n)
+            n_words = n_words + l_n
+    return wer_, n_words
+
+
+WORD_POOL = POOL + ["word", "Wort", "can't", "3.5", "1,000", "e-mail", "a.m.", "\u3001", "犬", "ねこ", "\ue000",
+                    ",", ".", "!", "(", ")", "-", "\u2014", "  ", "@", "#1", "$5", "50%"]
+
+
+def test_wer_equals_dinglehopper_on_random_unicode():
+    rng = random.Random(2)
+    worst, compared, differs_from_whitespace = 0.0, 0, 0
+    for _ in range(300):
+        references = [" ".join(rng.choice(WORD_POOL) for _ in range(rng.randint(1, 10))) for _ in range(4)]
+        predictions = [" ".join(rng.choice(WORD_POOL) for _ in range(rng.randint(0, 10))) for _ in range(4)]
+        for options, read in ((WER_FUNCTION, lambda line: line), (WER_COMMAND_LINE, plain_line)):
+            if not all(dinglehopper_words(read(r)) for r in references):
+                continue  # a line without words: dinglehopper's rate is inf (or it divides by zero)
+            expected, n = line_dirs_wer(references, predictions, read)
+            ours = wer(references, predictions, options)
+            assert ours.reference_length == n
+            worst = max(worst, abs(ours.rate - expected))
+            compared += 1
+        differs_from_whitespace += wer(references, predictions, WER_FUNCTION).rate != wer(
+            references, predictions, TextMetricConfig(normalization="NFC", whitespace="none")).rate
+    assert compared > 300 and worst < 1e-12 and differs_from_whitespace > 100
+
+
+def test_dinglehopper_words_by_hand():
+    # Punctuation and spaces are no words; "can't" and "3.5" stay whole (UAX #29 MidLetter/MidNum).
+    assert wer(["Hello, world! can't 3.5"], ["hello world can't 3.5"], WER_FUNCTION).as_dict() == {
+        "rate": 0.25, "edits": 1, "reference_length": 4}
+    assert wer(["Hello, world!"], ["Hello world"]).as_dict()["edits"] == 2  # whitespace words: "Hello," "world!"
+    # Ideographs are one word each; whitespace splitting sees one word.
+    assert wer(["犬猫"], ["犬"], WER_FUNCTION).reference_length == 2
+    assert wer(["犬猫"], ["犬"]).reference_length == 1
+
+
+def test_dinglehoppers_private_use_patch_does_not_reach_uniseg():
+    original = uniseg.wordbreak.word_break
+    uniseg.wordbreak.word_break = lambda c: (uniseg.wordbreak.WordBreak.ALETTER if 0xE000 <= ord(c) <= 0xF8FF
+                                             else original(c))
+    try:
+        assert list(uniseg.wordbreak.words("a\ue000b")) == ["a", "\ue000", "b"]
+    finally:
+        uniseg.wordbreak.word_break = original

@@ -325,6 +325,10 @@ class TextMetricConfig:
     """``normalize``: each Unicode whitespace character -> space, ends stripped (kraken);
     ``collapse``: additionally runs of spaces -> one space; ``strip``: only the ends stripped
     (dinglehopper's command-line tools); ``none``: text as given."""
+    words: Literal["whitespace", "dinglehopper"] = "whitespace"
+    """WER unit: whitespace-separated words (jiwer, torchmetrics, kraken) or ``dinglehopper``'s:
+    UAX #29 word boundaries, dropping pieces made only of punctuation, symbols, spaces and marks
+    (``Hello, world!`` is 2 words either way; ``犬猫`` is 2 here, 1 for whitespace)."""
     case_fold: bool = False
     """Compare case-insensitively (Unicode case folding)."""
     remove_punctuation: bool = False

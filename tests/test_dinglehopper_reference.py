@@ -152,8 +152,8 @@ def test_dinglehopper_equivalences_by_hand():
 def test_new_text_options_are_checked_by_the_config():
     from docvlm.config import from_dict
 
-    assert from_dict(TextMetricConfig, {"normalization": "dinglehopper", "whitespace": "strip"}) == COMMAND_LINE.__class__(
-        normalization="dinglehopper", whitespace="strip")
+    loaded = from_dict(TextMetricConfig, {"normalization": "dinglehopper", "whitespace": "strip", "words": "dinglehopper"})
+    assert loaded == TextMetricConfig(normalization="dinglehopper", whitespace="strip", words="dinglehopper")
     with pytest.raises(ConfigError, match="normalization"):
         from_dict(TextMetricConfig, {"normalization": "sbb"})
 

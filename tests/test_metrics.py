@@ -134,7 +134,7 @@ def test_agrees_with_jiwer_on_random_corpus():
 
 
 @pytest.mark.parametrize("module", ["metrics", "vqa", "caption", "bootstrap", "scoring", "predictions", "graphemes",
-                                    "failures", "retention_metrics"])
+                                    "failures", "retention_metrics", "ptb", "equivalences"])
 def test_metric_modules_do_not_import_torch(module):
     code = f"import sys, docvlm.evaluate.{module}; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

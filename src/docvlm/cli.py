@@ -363,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="score the base and the tuned model of a run, or a predictions file",
         epilog="CER/WER of a row with only 'references' (no 'reference') use the first one; "
                "--evaluate.multi_reference best uses, per sample, the one with the fewest edits. VQAv2 accuracy "
-               "follows vqaEval.py (--evaluate.vqa_normalization always: lmms-eval/VLMEvalKit); ChartQA relaxed "
-               "accuracy strips nothing, as pix2struct (--evaluate.relaxed_strip true strips).")
+               "follows vqaEval.py (--evaluate.vqa_normalization always: VLMEvalKit; lmms-eval); ChartQA relaxed "
+               "accuracy strips nothing, as pix2struct (--evaluate.relaxed_strip prediction: as VLMEvalKit; true: both).")
     evaluate.add_argument("run", nargs="?", help="run folder written by 'docvlm train'")
     evaluate.add_argument("--predictions", help="score this predictions JSONL instead (any tool's)")
     evaluate.add_argument("--baseline", help="with --predictions: a baseline predictions JSONL on the same samples")

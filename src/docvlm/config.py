@@ -311,17 +311,24 @@ class TextMetricConfig:
     both sides are transformed the same way. kraken also reorders right-to-left ground truth to
     display order (``--reorder``); a VLM writes logical order, so both sides stay in logical order."""
 
-    normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD"] = "none"
+    normalization: Literal["none", "NFC", "NFD", "NFKC", "NFKD", "dinglehopper"] = "none"
     """Unicode normalization of reference and prediction. CATMuS models are trained on NFD, so a
-    CER is only comparable with theirs under the same form."""
+    CER is only comparable with theirs under the same form. ``dinglehopper``: NFC plus
+    dinglehopper's character equivalences (ligatures split, ’ -> ', em dash -> en dash ...), as its
+    command-line tools apply them."""
     unit: Literal["codepoint", "grapheme"] = "codepoint"
     """CER unit: Unicode code points (kraken, jiwer, torchmetrics) or extended grapheme clusters
     (a letter with its combining marks, an emoji with its modifiers count as one), segmented by
     UAX #29 with Unicode 16.0 properties as ICU, dinglehopper and uniseg do (rule GB9c joins a
     virama to the next consonant only after a consonant)."""
-    whitespace: Literal["normalize", "collapse", "none"] = "normalize"
+    whitespace: Literal["normalize", "collapse", "strip", "none"] = "normalize"
     """``normalize``: each Unicode whitespace character -> space, ends stripped (kraken);
-    ``collapse``: additionally runs of spaces -> one space; ``none``: text as given."""
+    ``collapse``: additionally runs of spaces -> one space; ``strip``: only the ends stripped
+    (dinglehopper's command-line tools); ``none``: text as given."""
+    words: Literal["whitespace", "dinglehopper"] = "whitespace"
+    """WER unit: whitespace-separated words (jiwer, torchmetrics, kraken) or ``dinglehopper``'s:
+    UAX #29 word boundaries, dropping pieces made only of punctuation, symbols, spaces and marks
+    (``Hello, world!`` is 2 words either way; ``犬猫`` is 2 here, 1 for whitespace)."""
     case_fold: bool = False
     """Compare case-insensitively (Unicode case folding)."""
     remove_punctuation: bool = False
@@ -344,13 +351,23 @@ class EvalConfig:
     (VLMEvalKit). The edit distance is on the normalized strings in both."""
     relaxed_tolerance: float = 0.05
     """ChartQA relaxed accuracy: largest accepted relative error of a numeric answer."""
-    relaxed_strip: bool = False
-    """ChartQA relaxed accuracy: strip surrounding whitespace from prediction and target first.
-    Off by default, as in pix2struct's ``relaxed_correctness`` (``"Yes\\n"`` is not ``"Yes"``)."""
-    vqa_normalization: Literal["official", "always"] = "official"
+    relaxed_strip: bool | Literal["prediction"] = False
+    """ChartQA relaxed accuracy: ``false`` strips nothing, as pix2struct's ``relaxed_correctness``
+    and lmms-eval (``"Yes\\n"`` is not ``"Yes"``); ``prediction`` strips the prediction only, as
+    VLMEvalKit; ``true`` strips prediction and target."""
+    vqa_normalization: Literal["official", "always", "lmms-eval"] = "official"
     """VQAv2 accuracy: ``official`` = GT-Vision-Lab vqaEval.py (answers and prediction normalized
-    only when the human answers disagree); ``always`` = both sides always normalized (lmms-eval,
-    VLMEvalKit)."""
+    only when the human answers disagree); ``always`` = both sides always normalized (VLMEvalKit);
+    ``lmms-eval`` = the prediction always normalized (after lower-casing, removing commas and "?",
+    splitting off "'s"), the answers only when they disagree."""
+    caption_tokenizer: Literal["ptb", "whitespace", "simple"] = "ptb"
+    """BLEU-4, CIDEr-D and METEOR tokens: ``ptb`` = coco-caption's PTBTokenizer (reproduced in pure
+    Python); ``whitespace`` = text already tokenized, split on whitespace only (what coco-caption's
+    scorers do after its tokenizer); ``simple`` = lower-case, punctuation removed (not coco-caption's)."""
+    vqa_single_reference: Literal["exact", "leave_one_out"] = "exact"
+    """VQAv2 accuracy of a question with one human answer, where the leave-one-out formula is always
+    0: ``exact`` = (normalized) exact match (docvlm's choice); ``leave_one_out`` = 0 as vqaEval.py,
+    lmms-eval and VLMEvalKit give."""
     multi_reference: Literal["first", "best"] = "first"
     """CER/WER of a row that gives only ``references`` (no ``reference``): score against the first
     one, or the ``best`` one (per sample and per metric the reference with the fewest edits: the

@@ -12,9 +12,14 @@ Both follow coco-caption (tylin/coco-caption ``pycocoevalcap``; CIDEr-D as in vr
   the reference's, a Gaussian length penalty exp(-(l_c - l_r)^2 / (2 * 6^2)), mean over n and over
   references, times 10. The "length" coco-caption uses there is its bigram count, kept as is.
 
-Tokenization differs: coco-caption runs the Stanford PTB tokenizer (Java) and drops punctuation
-tokens; here text is lower-cased, Unicode punctuation becomes a space and words split on
-whitespace. Scores can differ slightly from coco-caption on clitics ("don't"), which PTB splits.
+Tokenization (``tokenizer``): coco-caption runs the Stanford PTB tokenizer (Java) and drops
+punctuation tokens. ``ptb`` (the default) reproduces that in pure Python (:mod:`docvlm.evaluate.ptb`:
+``man's`` -> ``man 's``, ``don't`` -> ``do n't``, ``t-shirt`` and ``3.5`` kept whole ...);
+``whitespace`` only splits on whitespace, which is exactly what coco-caption's scorers do with
+text that is already PTB-tokenized (e.g. by pycocoevalcap's ``PTBTokenizer``); ``simple``, docvlm's
+earlier rule, lower-cases, turns every Unicode punctuation character into a space and splits (not
+coco-caption's: ``man's`` -> ``man s``, ``t-shirt`` -> ``t shirt``). With the same tokens the
+scores equal pycocoevalcap's ``Bleu`` and ``Cider`` to 1e-12 (``tests/test_caption_reference.py``).
 """
 
 from __future__ import annotations
@@ -26,14 +31,28 @@ from typing import Sequence
 
 import numpy as np
 
+from docvlm.evaluate.ptb import ptb_tokenize
+
 MAX_N = 4
 SIGMA = 6.0
 _TINY, _SMALL = 1e-15, 1e-9
 
 
-def tokenize(text: str) -> list[str]:
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.lower())
-    return text.split()
+TOKENIZERS = ("ptb", "whitespace", "simple")
+
+
+def tokenize(text: str, tokenizer: str = "ptb") -> list[str]:
+    """The caption's tokens under one of :data:`TOKENIZERS` (see the module docstring)."""
+    if tokenizer == "ptb":
+        # coco-caption's scorers split the tokenizer's output with str.split(), which also splits
+        # the U+00A0 inside a PTB token such as "3 1/2".
+        return [part for token in ptb_tokenize(text) for part in token.split()]
+    if tokenizer == "whitespace":
+        return text.split()
+    if tokenizer == "simple":
+        text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.lower())
+        return text.split()
+    raise ValueError(f"caption tokenizer must be one of {TOKENIZERS}, not {tokenizer!r}")
 
 
 def ngrams(tokens: Sequence[str], n: int = MAX_N) -> Counter:
@@ -53,9 +72,9 @@ closest reference length. Corpus BLEU is a function of their sums, so a bootstra
 weighted sum of these rows."""
 
 
-def bleu_stats(prediction: str, references: Sequence[str]) -> np.ndarray:
-    candidate = tokenize(prediction)
-    tokenized = [tokenize(r) for r in references]
+def bleu_stats(prediction: str, references: Sequence[str], tokenizer: str = "ptb") -> np.ndarray:
+    candidate = tokenize(prediction, tokenizer)
+    tokenized = [tokenize(r, tokenizer) for r in references]
     counts = ngrams(candidate)
     max_ref: dict = defaultdict(int)
     for reference in tokenized:
@@ -81,8 +100,8 @@ def bleu_from_stats(sums: np.ndarray) -> np.ndarray:
     return np.exp(log_precision + brevity)
 
 
-def bleu4(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    stats = np.sum([bleu_stats(p, r) for p, r in zip(predictions, references)], axis=0)
+def bleu4(predictions: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str = "ptb") -> float:
+    stats = np.sum([bleu_stats(p, r, tokenizer) for p, r in zip(predictions, references)], axis=0)
     return float(bleu_from_stats(stats))
 
 
@@ -90,10 +109,11 @@ def bleu4(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> fl
 # CIDEr-D
 
 
-def cider_d_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
+def cider_d_scores(predictions: Sequence[str], references: Sequence[Sequence[str]],
+                   tokenizer: str = "ptb") -> list[float]:
     """Per-sample CIDEr-D; the corpus score is their mean."""
-    candidates = [ngrams(tokenize(p)) for p in predictions]
-    reference_counts = [[ngrams(tokenize(r)) for r in refs] for refs in references]
+    candidates = [ngrams(tokenize(p, tokenizer)) for p in predictions]
+    reference_counts = [[ngrams(tokenize(r, tokenizer)) for r in refs] for refs in references]
     document_frequency: Counter = Counter()
     for refs in reference_counts:
         document_frequency.update({gram for counts in refs for gram in counts})
@@ -128,6 +148,6 @@ def cider_d_scores(predictions: Sequence[str], references: Sequence[Sequence[str
     return scores
 
 
-def cider_d(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    scores = cider_d_scores(predictions, references)
+def cider_d(predictions: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str = "ptb") -> float:
+    scores = cider_d_scores(predictions, references, tokenizer)
     return sum(scores) / len(scores) if scores else 0.0

@@ -2,7 +2,11 @@
 
 CER and WER are micro-averaged over the corpus, as kraken's ``ketos test`` and torchmetrics do:
 the edit operations of all samples summed, divided by the summed reference length. A corpus of
-long lines therefore weighs each character equally, not each line. How text is prepared first
+long lines therefore weighs each character equally, not each line. dinglehopper's CER is
+``normalization: NFC, unit: grapheme, whitespace: none`` (its ``character_error_rate``) or
+``normalization: dinglehopper, unit: grapheme, whitespace: strip`` (its command-line tools on text
+lines, which strip each line and apply its character equivalences); its line-directory corpus CER
+is micro too. Its WER needs ``words: dinglehopper`` as well (UAX #29 words, not whitespace). How text is prepared first
 (Unicode normalization, unit, whitespace, case, punctuation) is a :class:`TextMetricConfig`; its
 defaults are kraken's, and every metrics file states the options used.
 
@@ -19,8 +23,10 @@ from typing import Sequence
 
 import regex
 from rapidfuzz.distance import Levenshtein
+from uniseg.wordbreak import words as uniseg_words
 
 from docvlm.config import TextMetricConfig
+from docvlm.evaluate.equivalences import dinglehopper_normalize
 from docvlm.evaluate.graphemes import grapheme_clusters
 
 KRAKEN_DEFAULTS = TextMetricConfig()
@@ -51,7 +57,9 @@ def prepare(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> str:
     """The text as CER/WER compare it."""
     if options.case_fold:
         text = text.casefold()
-    if options.normalization != "none":
+    if options.normalization == "dinglehopper":
+        text = dinglehopper_normalize(text)
+    elif options.normalization != "none":
         text = unicodedata.normalize(options.normalization, text)
     if options.remove_punctuation:
         text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
@@ -59,6 +67,8 @@ def prepare(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> str:
         text = _WHITESPACE.sub(" ", text).strip()
     elif options.whitespace == "collapse":
         text = " ".join(_WHITESPACE.sub(" ", text).split())
+    elif options.whitespace == "strip":  # dinglehopper's line.strip() of every line it reads
+        text = text.strip()
     return text
 
 
@@ -68,8 +78,18 @@ def units(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> Sequence[st
     return grapheme_clusters(text) if options.unit == "grapheme" else text
 
 
-def words(text: str) -> list[str]:
+def words(text: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> list[str]:
+    """WER units of prepared text: whitespace-separated words, or dinglehopper's words (UAX #29
+    word boundaries as uniseg finds them, without the pieces that hold only punctuation, symbols,
+    separators, marks or control/format characters)."""
+    if options.words == "dinglehopper":
+        return [w for w in uniseg_words(text) if not all(_not_a_word(c) for c in w)]
     return text.split()
+
+
+def _not_a_word(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "MPZS" or category in ("Cc", "Cf")
 
 
 def error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequence]) -> ErrorRate:
@@ -89,8 +109,8 @@ def cer(references: Sequence[str], hypotheses: Sequence[str],
 
 def wer(references: Sequence[str], hypotheses: Sequence[str],
         options: TextMetricConfig = KRAKEN_DEFAULTS) -> ErrorRate:
-    return error_rate([words(prepare(r, options)) for r in references],
-                      [words(prepare(h, options)) for h in hypotheses])
+    return error_rate([words(prepare(r, options), options) for r in references],
+                      [words(prepare(h, options), options) for h in hypotheses])
 
 
 def sample_cer(reference: str, hypothesis: str, options: TextMetricConfig = KRAKEN_DEFAULTS) -> float | None:
@@ -184,9 +204,9 @@ def line_errors(reference: str, prediction: str, options: TextMetricConfig,
         char_edits = subs + ins + dels
     else:
         char_edits, subs, ins, dels = Levenshtein.distance(ref_units, hyp_units), 0, 0, 0
-    ref_words = words(ref_text)
+    ref_words = words(ref_text, options)
     return LineErrors(ref_units, hyp_units, char_edits, len(ref_units),
-                      Levenshtein.distance(ref_words, words(hyp_text)), len(ref_words), subs, ins, dels)
+                      Levenshtein.distance(ref_words, words(hyp_text, options)), len(ref_words), subs, ins, dels)
 
 
 def aligned(reference: Sequence[str], prediction: Sequence[str]) -> tuple[str, str]:

@@ -74,14 +74,15 @@ def meteor_synonyms() -> str:
     return "wordnet" if has_wordnet() else "none"
 
 
-def meteor(prediction: str, references: Sequence[str]) -> float:
-    """NLTK METEOR of one caption against its references (best reference); 0 without references."""
+def meteor(prediction: str, references: Sequence[str], tokenizer: str = "ptb") -> float:
+    """NLTK METEOR of one caption against its references (best reference); 0 without references.
+    Tokenized as BLEU-4 and CIDEr-D (:func:`docvlm.evaluate.caption.tokenize`)."""
     from nltk.translate.meteor_score import meteor_score
 
-    tokenized = [t for t in (tokenize(r) for r in references) if t]
+    tokenized = [t for t in (tokenize(r, tokenizer) for r in references) if t]
     if not tokenized:  # no (non-empty) reference: nothing to match
         return 0.0
-    return float(meteor_score(tokenized, tokenize(prediction), wordnet=wordnet_reader()))
+    return float(meteor_score(tokenized, tokenize(prediction, tokenizer), wordnet=wordnet_reader()))
 
 
 # --------------------------------------------------------------------------------------------

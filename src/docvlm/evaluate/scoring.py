@@ -71,7 +71,7 @@ MULTI_REFERENCE_RULES = {
 
 
 def _bleu4(rows: list[dict], cfg: EvalConfig) -> tuple[CorpusStats, list]:
-    table = np.array([caption.bleu_stats(r["prediction"], r["references"]) for r in rows])
+    table = np.array([caption.bleu_stats(r["prediction"], r["references"], cfg.caption_tokenizer) for r in rows])
     return CorpusStats(table, caption.bleu_from_stats), [float(caption.bleu_from_stats(row)) for row in table]
 
 
@@ -81,7 +81,8 @@ def _mean_stats(values: list[float]) -> tuple[CorpusStats, list]:
 
 
 def _cider_d(rows: list[dict], cfg: EvalConfig) -> tuple[CorpusStats, list]:
-    return _mean_stats(caption.cider_d_scores([r["prediction"] for r in rows], [r["references"] for r in rows]))
+    return _mean_stats(caption.cider_d_scores([r["prediction"] for r in rows], [r["references"] for r in rows],
+                                              cfg.caption_tokenizer))
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -89,28 +90,29 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("wer", "rate", lower_is_better=True, options=_cer_wer_options, option_key="cer_wer"),
     Metric("anls", "mean", sample=lambda p, refs, cfg: vqa.anls(p, refs, cfg.anls_threshold, cfg.anls_denominator),
            options=lambda cfg: {"threshold": cfg.anls_threshold, "denominator": cfg.anls_denominator,
-                                "convention": "lmms-eval (raw lengths)" if cfg.anls_denominator == "raw"
+                                "convention": "DocVQA RRC script, lmms-eval (raw lengths)"
+                                if cfg.anls_denominator == "raw"
                                 else "VLMEvalKit (normalized lengths)"}, option_key="anls", answer_task="vqa"),
     Metric("relaxed_accuracy", "mean",
            sample=lambda p, refs, cfg: vqa.relaxed_accuracy(p, refs, cfg.relaxed_tolerance, cfg.relaxed_strip),
            options=lambda cfg: {"tolerance": cfg.relaxed_tolerance, "strip": cfg.relaxed_strip,
-                                "reference": "pix2struct relaxed_correctness" + (
-                                    " (deviation: both sides stripped)" if cfg.relaxed_strip else "")},
+                                "reference": RELAXED_REFERENCES[cfg.relaxed_strip]},
            option_key="relaxed_accuracy", answer_task="chart"),
-    Metric("vqa_accuracy", "mean", sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization),
-           options=lambda cfg: {"normalization": cfg.vqa_normalization, "reference": (
-               "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)"
-               if cfg.vqa_normalization == "official" else
-               "lmms-eval / VLMEvalKit (both sides always normalized; deviates from vqaEval.py)"),
-               "single_reference": "normalized or cleaned exact match (vqaEval.py would give 0)"},
+    Metric("vqa_accuracy", "mean",
+           sample=lambda p, refs, cfg: vqa.vqa_accuracy(p, refs, cfg.vqa_normalization, cfg.vqa_single_reference),
+           options=lambda cfg: {"normalization": cfg.vqa_normalization,
+                                "reference": VQA_REFERENCES[cfg.vqa_normalization],
+                                "single_reference": cfg.vqa_single_reference + (
+                                    ": normalized or cleaned exact match (the references give 0)"
+                                    if cfg.vqa_single_reference == "exact" else ": 0, as the references")},
            option_key="vqa_accuracy", answer_task="vqav2"),
     Metric("exact_match", "mean", sample=lambda p, refs, cfg: vqa.exact_match(p, refs), answer_task="exact"),
     Metric("contains", "mean", sample=lambda p, refs, cfg: vqa.contains(p, refs), answer_task="contains"),
-    Metric("bleu4", "corpus", corpus=_bleu4, options=lambda cfg: _caption_options(), option_key="caption"),
-    Metric("cider_d", "corpus", corpus=_cider_d, number=True, options=lambda cfg: _caption_options(),
+    Metric("bleu4", "corpus", corpus=_bleu4, options=lambda cfg: _caption_options(cfg), option_key="caption"),
+    Metric("cider_d", "corpus", corpus=_cider_d, number=True, options=lambda cfg: _caption_options(cfg),
            option_key="caption"),
-    Metric("meteor", "mean", sample=lambda p, refs, cfg: retention_metrics.meteor(p, refs),
-           options=lambda cfg: _meteor_options(), option_key="meteor"),
+    Metric("meteor", "mean", sample=lambda p, refs, cfg: retention_metrics.meteor(p, refs, cfg.caption_tokenizer),
+           options=lambda cfg: _meteor_options(cfg), option_key="meteor"),
     # Scored from model outputs by the retention code (score matrices, log-probabilities), not from
     # prediction rows; registered for their direction, format and stated options.
     *(Metric(f"{direction}_recall_at_{k}", "external", options=lambda cfg: _retrieval_options(),
@@ -122,9 +124,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
-def _meteor_options() -> dict:
+VQA_REFERENCES = {
+    "official": "GT-Vision-Lab vqaEval.py (normalized only when the human answers disagree)",
+    "always": "VLMEvalKit (both sides always normalized; deviates from vqaEval.py)",
+    "lmms-eval": "lmms-eval vqav2 (prediction always normalized, answers only when they disagree)",
+}
+RELAXED_REFERENCES = {
+    False: "pix2struct relaxed_correctness, lmms-eval (nothing stripped)",
+    "prediction": "VLMEvalKit ChartQA (prediction stripped, target not)",
+    True: "pix2struct relaxed_correctness with both sides stripped (deviation)",
+}
+
+
+def _meteor_options(cfg: EvalConfig) -> dict:
     return {"reference": "NLTK nltk.translate.meteor_score (not the Java METEOR 1.5 of coco-caption)",
-            "wordnet": retention_metrics.has_wordnet(), "tokenizer": "as BLEU-4/CIDEr-D",
+            "wordnet": retention_metrics.has_wordnet(), "tokenizer": CAPTION_TOKENIZERS[cfg.caption_tokenizer],
             "corpus": "mean of per-caption scores"}
 
 
@@ -139,9 +153,16 @@ def _drift_options() -> dict:
             "tuned model's per-token cross-entropy (nats) on the base model's greedy answers"}
 
 
-def _caption_options() -> dict:
-    return {"reference": "coco-caption", "tokenizer": "lower-case, punctuation removed, whitespace split",
-            "cider_sigma": caption.SIGMA}
+CAPTION_TOKENIZERS = {
+    "ptb": "ptb: coco-caption's PTBTokenizer (lower-cased, clitics split, punctuation dropped), pure Python",
+    "whitespace": "whitespace: text already tokenized, split on whitespace (as coco-caption's scorers)",
+    "simple": "simple: lower-case, punctuation removed, whitespace split (deviates from coco-caption)",
+}
+
+
+def _caption_options(cfg: EvalConfig) -> dict:
+    return {"reference": "coco-caption (pycocoevalcap Bleu, Cider)",
+            "tokenizer": CAPTION_TOKENIZERS[cfg.caption_tokenizer], "cider_sigma": caption.SIGMA}
 
 
 TASK_METRICS = {

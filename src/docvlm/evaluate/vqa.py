@@ -13,15 +13,18 @@ number in [0, 1]; the corpus score is the mean over questions. Pure Python (no t
   metrics.py, copied by VLMEvalKit): numbers within 5% relative error, a trailing ``%`` divides by
   100, a zero or non-numeric target falls back to case-insensitive exact match; best reference.
   Like pix2struct, neither string is stripped (``"Yes\n"`` is not ``"Yes"``; Python's ``float``
-  itself ignores surrounding whitespace, so ``"12\n"`` still equals ``"12"``); ``strip=True``
-  strips both first (an option, not the reference).
+  itself ignores surrounding whitespace, so ``"12\n"`` still equals ``"12"``); lmms-eval's
+  ChartQA copy is the same. ``strip="prediction"`` strips the prediction only, as VLMEvalKit's
+  ChartQA scoring does (``vqa_eval.py: process_line``); ``strip=True`` strips both (an option
+  of docvlm's, no reference's).
 - VQAv2 accuracy: the official GT-Vision-Lab ``vqaEval.py`` (``evaluate``): newlines and tabs
   become spaces and both sides are stripped; only when the human answers disagree
   (``len(set(gtAnswers)) > 1``) are the human answers *and* the prediction put through its answer
   normalization (punctuation rules, number words, articles, contractions), so ``no!`` against ten
   ``no`` scores 0; then min(1, matches / 3) averaged over the 10 leave-one-out subsets of the human
-  answers. ``normalization="always"`` normalizes both sides always, as lmms-eval and VLMEvalKit
-  do.
+  answers. ``normalization="always"`` normalizes both sides always, as VLMEvalKit does;
+  ``normalization="lmms-eval"`` is lmms-eval's mix: the prediction always normalized (lower-cased,
+  commas and "?" removed, "'s" split off first), the human answers only when they disagree.
 - Exact match: VLMEvalKit's ``accuracy`` method (stripped, case-insensitive equality, best reference).
 - Contains: OCRBench's rule (the lower-cased, stripped reference occurs in the prediction).
 """
@@ -65,10 +68,20 @@ def _to_float(text: str) -> float | None:
         return None
 
 
-def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip: bool = False) -> bool:
-    """pix2struct's relaxed correctness of one answer against one target (``strip``: an option)."""
+RELAXED_STRIPS = (False, "prediction", True)
+"""``relaxed_strip`` values: nothing stripped (pix2struct, lmms-eval), the prediction only
+(VLMEvalKit), both sides (a docvlm option)."""
+
+
+def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip: bool | str = False) -> bool:
+    """pix2struct's relaxed correctness of one answer against one target (``strip``: one of
+    :data:`RELAXED_STRIPS`)."""
+    if strip not in RELAXED_STRIPS:
+        raise ValueError(f"relaxed_strip must be one of {RELAXED_STRIPS}, not {strip!r}")
     if strip:
-        prediction, target = prediction.strip(), target.strip()
+        prediction = prediction.strip()
+    if strip is True:
+        target = target.strip()
     predicted, expected = _to_float(prediction), _to_float(target)
     # ``expected`` is falsy for a zero target: relative error is undefined, so pix2struct compares text.
     if predicted is not None and expected:
@@ -77,7 +90,7 @@ def relaxed_correct(prediction: str, target: str, tolerance: float = 0.05, strip
 
 
 def relaxed_accuracy(prediction: str, references: Sequence[str], tolerance: float = 0.05,
-                     strip: bool = False) -> float:
+                     strip: bool | str = False) -> float:
     return float(any(relaxed_correct(prediction, r, tolerance, strip) for r in references))
 
 
@@ -141,9 +154,9 @@ _CONTRACTIONS = {
 }
 
 
-def _vqa_punctuation(text: str) -> str:
+def _vqa_punctuation(text: str, comma: re.Pattern = _COMMA_STRIP) -> str:
     out = text
-    has_digit_comma = _COMMA_STRIP.search(text) is not None
+    has_digit_comma = comma.search(text) is not None
     for mark in _PUNCTUATION:
         if mark + " " in text or " " + mark in text or has_digit_comma:
             out = out.replace(mark, "")
@@ -158,7 +171,9 @@ def _vqa_digits_articles(text: str) -> str:
     return " ".join(_CONTRACTIONS.get(word, word) for word in kept)
 
 
-VQA_NORMALIZATIONS = ("official", "always")
+VQA_NORMALIZATIONS = ("official", "always", "lmms-eval")
+_LMMS_COMMA = re.compile(r"(?<=\d)(\,)+(?=\d)")
+"""lmms-eval's digit-comma-digit test (its EvalAIAnswerProcessor, from MMF): also "1,,000"."""
 
 
 def _clean(answer: str) -> str:
@@ -170,22 +185,46 @@ def normalize_vqa_answer(answer: str) -> str:
     return _vqa_digits_articles(_vqa_punctuation(_clean(answer)))
 
 
-def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official") -> float:
+def _lmms_eval_normalize(answer: str) -> str:
+    return _vqa_digits_articles(_vqa_punctuation(_clean(answer), _LMMS_COMMA))
+
+
+def _lmms_eval_prediction(prediction: str) -> str:
+    """lmms-eval's EvalAIAnswerProcessor: lower-cased, commas and question marks removed, "'s"
+    split off ("man's" -> "man 's"), then cleaned and normalized."""
+    return _lmms_eval_normalize(prediction.lower().replace(",", "").replace("?", "").replace("'s", " 's"))
+
+
+VQA_SINGLE_REFERENCE = ("exact", "leave_one_out")
+
+
+def vqa_accuracy(prediction: str, references: Sequence[str], normalization: str = "official",
+                 single_reference: str = "exact") -> float:
     """VQAv2 accuracy: mean over each human answer left out of min(1, matching others / 3).
 
     ``official`` (GT-Vision-Lab vqaEval.py): both sides are cleaned (newlines/tabs to spaces,
     stripped) and normalized only when the human answers differ after cleaning. ``always``
-    (lmms-eval, VLMEvalKit): both sides normalized whatever the answers. With a single reference
-    the leave-one-out formula is always 0, so that case is scored as (cleaned or normalized) exact
-    match; a deviation from the script, which gives such a question 0.
+    (VLMEvalKit): both sides normalized whatever the answers. ``lmms-eval`` (its
+    ``vqav2_process_results``): the prediction always goes through its EvalAIAnswerProcessor, the
+    answers are cleaned and, only when they differ, normalized (and the prediction once more). With
+    a single reference the leave-one-out formula is always 0; ``single_reference="exact"`` (the
+    default, a deviation from all three) scores that case as (cleaned or normalized) exact match,
+    ``"leave_one_out"`` keeps their 0.
     """
     if normalization not in VQA_NORMALIZATIONS:
         raise ValueError(f"VQA normalization must be one of {VQA_NORMALIZATIONS}, not {normalization!r}")
+    if single_reference not in VQA_SINGLE_REFERENCE:
+        raise ValueError(f"VQA single_reference must be one of {VQA_SINGLE_REFERENCE}, not {single_reference!r}")
     predicted, answers = _clean(prediction), [_clean(r) for r in references]
-    if normalization == "always" or len(set(answers)) > 1:
+    if normalization == "lmms-eval":
+        predicted = _lmms_eval_prediction(predicted)
+        if len(set(answers)) > 1:
+            predicted = _lmms_eval_normalize(predicted)
+            answers = [_lmms_eval_normalize(a) for a in answers]
+    elif normalization == "always" or len(set(answers)) > 1:
         predicted = normalize_vqa_answer(predicted)
         answers = [normalize_vqa_answer(a) for a in answers]
-    if len(answers) == 1:
+    if len(answers) == 1 and single_reference == "exact":
         return float(answers[0] == predicted)
     matches = sum(a == predicted for a in answers)
     scores = [min(1.0, (matches - (a == predicted)) / 3) for a in answers]

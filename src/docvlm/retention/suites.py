@@ -136,9 +136,10 @@ def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_siz
 
 
 def choice_prompt(sample: Sample) -> str:
-    """The question followed by lettered options, and how to answer (generate mode)."""
+    """The question followed by lettered options, and how to answer (generate mode): the
+    instruction LLaVA's and lmms-eval's MMBench prompts end with."""
     lines = [sample.prompt] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(sample.record.options)]
-    return "\n".join(lines + ["Answer with the option's letter."])
+    return "\n".join(lines + ["Answer with the option's letter from the given choices directly."])
 
 
 def _score_choice(data: SuiteData, loaded: Loaded, batch_size: int, max_new_tokens: int,
@@ -149,7 +150,8 @@ def _score_choice(data: SuiteData, loaded: Loaded, batch_size: int, max_new_toke
 
         prompted = [Sample(dataclasses.replace(s.record, prompt=choice_prompt(s)), s.image) for s in data.samples]
         answers = generate(loaded, prompted, batch_size, max_new_tokens, max_visual_tokens)
-        chosen = [_letter_of(a, len(s.record.options)) for a, s in zip(answers, data.samples)]
+        read = infer_choice if data.suite.choice_parser == "vlmevalkit" else _letter_of
+        chosen = [read(a, list(s.record.options)) for a, s in zip(answers, data.samples)]
     else:
         pairs = [(i, with_target(s, o)) for i, s in enumerate(data.samples) for o in s.record.options]
         scores = mean_log_likelihood(loaded.model, chat, [p for _, p in pairs], batch_size)
@@ -164,12 +166,40 @@ def _score_choice(data: SuiteData, loaded: Loaded, batch_size: int, max_new_toke
     return {"accuracy": _mean_stats(correct)}, answers
 
 
-def _letter_of(answer: str, count: int) -> int | None:
+def _letter_of(answer: str, options: list[str]) -> int | None:
     """The option letter a generated answer starts with (``B``, ``B.``, ``(B)``), else ``None``."""
     text = answer.strip().lstrip("(").upper()
-    if text and text[0] in LETTERS[:count] and (len(text) == 1 or not text[1].isalpha()):
+    if text and text[0] in LETTERS[:len(options)] and (len(text) == 1 or not text[1].isalpha()):
         return LETTERS.index(text[0])
     return None
+
+
+REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
+            "I'm sorry, but without the image provided", "Cannot determine the answer")
+"""Answers VLMEvalKit scores as a refusal (its option ``Z``: wrong)."""
+
+
+def infer_choice(answer: str, options: list[str]) -> int | None:
+    """The option a generated answer names, by VLMEvalKit's rules (open-compass/VLMEvalKit
+    ``vlmeval/utils/matching_util.py``: ``can_infer`` = ``can_infer_option``, then
+    ``can_infer_text``), without the LLM judge it falls back to: ``None`` (wrong) for a refusal, a
+    standalone ``Z``, or when neither rule names exactly one option. Letters are case-sensitive
+    there, as here; several standalone letters pass on to the text rule, as there."""
+    letters = LETTERS[:len(options)]
+    if any(refusal in answer for refusal in REFUSALS):
+        return None
+    spaced = answer
+    for char in ".()[],:;!*#{}":
+        spaced = spaced.replace(char, " ")
+    words = spaced.split()
+    named = [letter for letter in letters if letter in words]
+    if len(named) == 1:
+        return letters.index(named[0])
+    if not named and "Z" in words:  # VLMEvalKit's "none of the options" answer
+        return None
+    folded = answer.lower()
+    containing = [i for i, option in enumerate(options) if str(option).lower() in folded]
+    return containing[0] if len(containing) == 1 else None
 
 
 def retrieval_scores(data: SuiteData, loaded: Loaded, batch_size: int) -> tuple[np.ndarray, list[int]]:

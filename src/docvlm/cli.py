@@ -333,6 +333,8 @@ def cmd_config(args, overrides: list[str]) -> int:
         for key, type_name, default, doc in field_docs():
             print(f"{key}  ({type_name}, default {default!r})\n    {doc}")
         return 0
+    if args.action == "check" and not args.config:
+        raise DocVLMError("config check needs a config file: docvlm config check CONFIG.yaml")
     # "show" prints a config as written even when it is not valid yet (demo.yaml's model folder
     # exists only once the demo has built it); "check" validates.
     cfg = load_config(args.config, overrides, check=args.action == "check")

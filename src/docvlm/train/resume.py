@@ -21,9 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from docvlm.config import Config, config_yaml, save_config, to_dict
+from docvlm.config import Config, config_yaml, read_yaml, save_config, to_dict
 from docvlm.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -120,10 +118,7 @@ def check_resume_config(cfg: Config, run_dir: Path, force: bool) -> None:
     if not path.is_file():
         save_config(cfg, path)
         return
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: the run's saved config is not valid YAML ({error})") from None
+    saved = read_yaml(path) or {}  # a file that is not YAML: one error line naming it
     changes = config_changes(saved, cfg)
     if not changes:
         return

@@ -426,6 +426,7 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
             raise
         # What was skipped on the way is usually the real cause (a malformed XML, then "no split").
         raise DataError(f"{error}; {_skip_cause(report)}") from None
+    records = _unique_ids(records, dataset, report, data.on_bad_sample)
     records = _screen_geometry(records, image_checks(data), report, data.on_bad_sample)
     if report.skipped:
         log.warning("%s", report.one_line(f"dataset '{dataset.name}' split '{split_name(dataset, role)}'"))
@@ -436,6 +437,25 @@ def _skip_cause(report: SkipReport) -> str:
     reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common())
     first = f", e.g. {report.examples[0]}" if report.examples else ""
     return f"skipped on the way: {reasons}{first}"
+
+
+def _unique_ids(records: list[Record], dataset: DatasetConfig, report: SkipReport, on_bad: str) -> list[Record]:
+    """Refuse (or skip) a sample whose id an earlier sample of the split already has: predictions,
+    per-sample scores and reports are keyed by id (``evaluate --predictions`` refuses a file with
+    one id twice), so a repeated id would pair a prediction with the wrong sample."""
+    first_use: dict[str, str] = {}
+    kept = []
+    for record in records:
+        if record.id not in first_use:
+            first_use[record.id] = record.where
+            kept.append(record)
+            continue
+        field = dataset.id_column or "id"
+        bad = BadSample("duplicate_id", f"{record.where}: field '{field}': id '{record.id}' is already the id of "
+                                        f"{first_use[record.id]} (ids must be unique within a split)")
+        _handle_bad(bad, report, on_bad)
+        report.kept -= 1
+    return kept
 
 
 def _screen_geometry(records: list[Record], checks: ImageChecks, report: SkipReport, on_bad: str) -> list[Record]:

@@ -93,10 +93,13 @@ def _evaluate_predictions(args, overrides: list[str]) -> int:
     if args.metric and args.task:
         raise DocVLMError("give --metric or --task, not both")
     cfg = load_config(None, overrides).evaluate
-    if args.output:
-        from docvlm.runs import ensure_writable
+    from docvlm.runs import check_output_file
 
-        ensure_writable(Path(args.output).parent)
+    inputs = [args.predictions, args.baseline]
+    if args.output:
+        check_output_file(args.output, "--output", inputs, "metrics.json")
+    if args.per_sample:
+        check_output_file(args.per_sample, "--per-sample", inputs + [args.output], "per_sample.jsonl")
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else None
     report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline, task=args.task,
                                   per_sample=args.per_sample)
@@ -148,7 +151,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import ChatFormat, pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
-    from docvlm.runs import ensure_writable, load_run_config
+    from docvlm.predict.writers import is_layout_input
+    from docvlm.runs import check_output_file, ensure_writable, load_run_config
 
     target = Path(args.model)
     cfg = load_run_config(target, overrides) if is_run_dir(target) else None
@@ -157,6 +161,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     # Fail on an unwritable output before the model is loaded and every input is read.
     for folder in [output.parent] + ([Path(args.draw)] if args.draw else []):
         ensure_writable(folder)
+    if not any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO: --output is a folder
+        check_output_file(output, "--output", [*args.inputs, *_split_manifests(cfg)], "predictions.jsonl")
     loaded = load_tuned(args.model, cfg.model if cfg else None)
     # Default: the pixel budget saved with the weights, i.e. the one the model was trained with.
     saved = pixel_budget_of(loaded.processor, loaded.spec)
@@ -221,6 +227,19 @@ def cmd_predict(args, overrides: list[str]) -> int:
     return 0
 
 
+def _split_manifests(cfg) -> list[Path]:
+    """The run's dataset files that ``predict --split`` reads (an --output must not replace them)."""
+    if cfg is None:
+        return []
+    found = []
+    for dataset in cfg.data.datasets:
+        source = Path(dataset.source)
+        found.append(source)
+        splits = (dataset.train_split, dataset.eval_split, dataset.test_split)
+        found += [source / f"{split}{suffix}" for split in splits if split for suffix in (".jsonl", ".csv")]
+    return found
+
+
 def _fractions(text: str, flag: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",") if part.strip()]
@@ -273,6 +292,10 @@ def cmd_report(args, overrides: list[str]) -> int:
 
     if overrides:
         raise DocVLMError("report takes no config overrides (it reads what the runs wrote)")
+    if args.output:
+        from docvlm.runs import check_output_file
+
+        check_output_file(args.output, "--output", [], "report.html")
     _, summary = build_report(args.runs, args.output)
     print(summary)
     return 0

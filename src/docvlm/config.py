@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
 import re
 import textwrap
 import types
@@ -780,7 +781,12 @@ def config_yaml(config: Config) -> str:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(config_yaml(config), encoding="utf-8")
+    """Write ``config.yaml`` through a temporary file and a rename: every later command reads it,
+    so a kill must not leave half of it."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(config_yaml(config), encoding="utf-8")
+    os.replace(temporary, path)
 
 
 # --------------------------------------------------------------------------------------------

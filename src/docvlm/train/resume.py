@@ -71,7 +71,8 @@ def resume_checkpoint(run_dir: Path, checkpoints: Path) -> Path:
         log.warning("%s is incomplete (%s): moved to %s; falling back to an earlier checkpoint",
                     checkpoint.name, reason, moved)
     raise ConfigError(f"--resume: no complete checkpoint in {checkpoints} to resume from"
-                      + (f" (incomplete ones are in {run_dir / INCOMPLETE_DIR})" if found else ""))
+                      + (f" (incomplete ones are in {run_dir / INCOMPLETE_DIR})" if found else "")
+                      + "; start the run again without --resume")
 
 
 def _set_aside(run_dir: Path, checkpoint: Path) -> Path:

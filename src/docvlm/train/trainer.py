@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from docvlm.errors import ConfigError, DataError, Interrupted
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget
 from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
-from docvlm.runs import ensure_writable, environment, write_json
+from docvlm.runs import ensure_writable, environment, replace_dir, write_json
 from docvlm.train.batching import BatchingMixin
 from docvlm.models.lengths import sample_lengths
 from docvlm.data.skips import WorkerSafeSamples
@@ -298,7 +299,10 @@ def _prepare_run_dir(cfg: Config, resume: bool, force: bool = False) -> Path:
     run_dir = cfg.run_dir
     if resume:
         if not any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")):
-            raise ConfigError(f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR} to resume from")
+            finished = (run_dir / ADAPTER_DIR).exists() or (run_dir / MODEL_DIR).exists()
+            hint = ("its training finished and kept no checkpoint; train a new run with another --run_name"
+                    if finished else "the run stopped before its first checkpoint; start it again without --resume")
+            raise ConfigError(f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR} to resume from; {hint}")
     elif any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")) or (run_dir / ADAPTER_DIR).exists() \
             or (run_dir / MODEL_DIR).exists():
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue it, "
@@ -417,7 +421,13 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     peak_memory, peak_memory_kind = peak_memory_bytes()
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
-    trainer.save_model(str(final_dir))  # collective under FSDP/ZeRO-3; writes on the main process only
+    # The weights and processor go to a staging folder renamed to adapter/ or model/ once whole:
+    # predict and evaluate take an existing adapter/ or model/ for finished weights, and a kill
+    # while they were written would otherwise leave a folder that fails to load.
+    staging = final_dir.with_name(final_dir.name + ".partial")
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))  # collective under FSDP/ZeRO-3; writes on the main process only
     sum_over_processes(reports, indexed, trainer.accelerator)
     summary = {
         "global_step": trainer.state.global_step,
@@ -436,7 +446,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     }
     summary["skipped"] = {label: report.one_line(label) for label, report in reports.items() if report.skipped}
     if trainer.is_world_process_zero():
-        loaded.processor.save_pretrained(str(final_dir))
+        loaded.processor.save_pretrained(str(staging))
+        replace_dir(staging, final_dir)
         write_json(run_dir / "train_summary.json", summary)
         _write_reports(run_dir, reports)
     return summary

@@ -84,7 +84,7 @@ def test_a_repeated_id_in_a_manifest_is_an_error_naming_both_lines(tmp_path, cap
     assert "test.jsonl:1 (sample 'test-000000')" in line
     # skip mode: counted, and kept + skipped = read
     assert main(["data", "export", config, "--output", str(tmp_path / "out"), "--data.on_bad_sample", "skip"]) == 0
-    assert "lines/test: 6 samples (1 skipped: {'duplicate_id': 1})" in capsys.readouterr().out
+    assert "lines/test: kept 6 of 7; skipped 1 (duplicate_id: 1)" in capsys.readouterr().out
     assert len((tmp_path / "out" / "lines" / "test.jsonl").read_text().splitlines()) == 6
 
 
@@ -264,6 +264,7 @@ def test_a_run_killed_while_its_final_weights_are_written(tmp_path, capsys, monk
     line = one_error_line(capsys)
     assert "run folder without trained weights" in line and f"docvlm train {run / 'config.yaml'} --resume" in line
     assert main(["--quiet", "train", str(run / "config.yaml"), "--resume"]) == 0
+    assert "train:lines/train: kept 24 of 24\n" in capsys.readouterr().out  # the counts of every split
     assert not (run / "adapter.partial").exists()
     assert main(["--quiet", "predict", str(run), images, "--output", str(tmp_path / "p.jsonl"),
                  "--max-new-tokens", "2"]) == 0

@@ -43,7 +43,7 @@ def cmd_train(args, overrides: list[str]) -> int:
     best = f"; best {metric}: {summary[f'best_{metric}']}" if metric else ""
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
           f"weights in {summary['saved_to']}{best}")
-    for line in summary.get("skipped", {}).values():
+    for line in summary.get("counts", summary.get("skipped", {})).values():  # one line per split
         print(line)
     if not summary.get("skipped"):
         print("no sample skipped")
@@ -331,9 +331,10 @@ def cmd_data(args, overrides: list[str]) -> int:
             raise DocVLMError("data export needs --output FOLDER")
         ensure_writable(args.output)
         reports = export_data(cfg, Path(args.output), args.format)
-        for label, report in reports.items():
-            skipped = f" ({report['skipped_total']} skipped: {report['skipped']})" if report["skipped_total"] else ""
-            print(f"{label}: {report['kept']} samples{skipped}")
+        for label, report in reports.items():  # the one-line counts every command prints
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in report["skipped"].items())
+            print(f"{label}: kept {report['kept']} of {report['total']}"
+                  + (f"; skipped {report['skipped_total']} ({reasons})" if report["skipped_total"] else ""))
         print(f"exported to {args.output} ({args.format})")
         return 0
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check

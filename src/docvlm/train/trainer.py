@@ -445,6 +445,7 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "saved_to": str(final_dir),
     }
     summary["skipped"] = {label: report.one_line(label) for label, report in reports.items() if report.skipped}
+    summary["counts"] = {label: report.one_line(label) for label, report in reports.items()}  # kept + skipped = total
     if trainer.is_world_process_zero():
         loaded.processor.save_pretrained(str(staging))
         replace_dir(staging, final_dir)

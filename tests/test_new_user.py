@@ -290,3 +290,25 @@ def test_retention_without_general_suites_gives_no_pass():
     assert judged["general"] == "n/a" and judged["metrics_checked"] == 0
     text = format_retention({"suites": {}, "task": {}, "verdict": judged})
     assert "PASS" not in text and "no general suite was scored" in text
+
+
+# --------------------------------------------------------------------------------------------
+# Run names and output folders
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "a/b", "", ".."])
+def test_a_run_name_with_a_path_is_refused(tmp_path, capsys, name):
+    assert main(["config", "check", write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", tmp_path),
+                 "--run_name", name]) == 2
+    assert "config key 'run_name': must be a folder name" in one_error_line(capsys)
+
+
+def test_a_file_standing_where_an_output_folder_goes_is_named(tmp_path, capsys, lines_dir):
+    config = write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", lines_dir)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert main(["data", "export", config, "--output", str(blocker / "sub")]) == 2
+    assert one_error_line(capsys) == f"error: cannot write to {blocker / 'sub'}: {blocker} is a file, not a folder"
+    (tmp_path / "folder").mkdir()
+    assert main(["data", "check", config, "--output", str(tmp_path / "folder")]) == 2
+    assert "is a folder; give a file name" in one_error_line(capsys)

@@ -321,7 +321,7 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
 def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.config import load_config
-    from docvlm.runs import ensure_writable
+    from docvlm.runs import check_output_file, ensure_writable
 
     cfg = load_config(args.config, overrides)
     if args.action == "export":
@@ -340,7 +340,7 @@ def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check
 
     output = Path(args.output) if args.output else cfg.run_dir / "data_check.json"
-    ensure_writable(output.parent)
+    check_output_file(output, "--output", [], "data_check.json")
     report = run_data_check(cfg, output, load_tokenizing(cfg))
     print(format_summary(report))
     print(f"report written to {output}")

@@ -796,7 +796,7 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def validate(config: Config) -> None:
     """Raise ``ConfigError`` naming the first key whose value (alone or with others) cannot work."""
-    problems = [*_model_problems(config.model), *_tuning_problems(config.tuning),
+    problems = [*_run_name_problems(config.run_name), *_model_problems(config.model), *_tuning_problems(config.tuning),
                 *_data_problems(config.data), *_train_problems(config), *_generation_problems(config.generation),
                 *_evaluate_problems(config.evaluate)]
     if problems:
@@ -808,6 +808,15 @@ def validate(config: Config) -> None:
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 """A Hugging Face repo id: ``name`` or ``owner/name`` (letters, digits, ``._-``)."""
+
+
+def _run_name_problems(name: str) -> list[tuple[str, str]]:
+    """The run folder is ``output_root/run_name``: a name with a path in it (``../x``, ``a/b``) would
+    put the run outside ``output_root`` or in a folder the other commands do not look in."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        return [("run_name", f"must be a folder name (no '/', not '.' or '..'), got '{name}'; "
+                             "output_root says where runs go")]
+    return []
 
 
 def _model_problems(model: ModelConfig) -> list[tuple[str, str]]:

@@ -66,7 +66,10 @@ def ensure_writable(folder: str | Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise OutputError(f"cannot write to {folder}: {error.strerror or error}") from None
+        # "File exists" / "Not a directory" when a file stands where a folder must be: name that file.
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        cause = f"{blocking} is a file, not a folder" if blocking else error.strerror or error
+        raise OutputError(f"cannot write to {folder}: {cause}") from None
     return folder
 
 

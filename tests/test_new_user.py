@@ -312,3 +312,12 @@ def test_a_file_standing_where_an_output_folder_goes_is_named(tmp_path, capsys, 
     (tmp_path / "folder").mkdir()
     assert main(["data", "check", config, "--output", str(tmp_path / "folder")]) == 2
     assert "is a folder; give a file name" in one_error_line(capsys)
+
+
+def test_a_manifest_line_that_is_not_utf8_is_named_by_its_line(tmp_path, capsys, lines_dir):
+    data = copy_lines(lines_dir, tmp_path)
+    with open(data / "train.jsonl", "ab") as manifest:
+        manifest.write(b'{"id": "x", "image": "images/train/train-000000.png", "text": "caf\xe9"}\n')
+    config = write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", data)
+    assert main(["data", "export", config, "--output", str(tmp_path / "out")]) == 2
+    assert one_error_line(capsys) == f"error: {data / 'train.jsonl'}:25: not UTF-8 text (byte 0xe9; invalid continuation byte)"

@@ -321,3 +321,17 @@ def test_a_manifest_line_that_is_not_utf8_is_named_by_its_line(tmp_path, capsys,
     config = write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", data)
     assert main(["data", "export", config, "--output", str(tmp_path / "out")]) == 2
     assert one_error_line(capsys) == f"error: {data / 'train.jsonl'}:25: not UTF-8 text (byte 0xe9; invalid continuation byte)"
+
+
+def test_resume_drops_the_log_of_the_steps_it_trains_again(tmp_path, capsys, tiny_models, lines_dir):
+    config = write_config(tmp_path, tiny_models["qwen2_vl"], lines_dir)
+    assert main(["--quiet", "train", config]) == 0
+    run = tmp_path / "runs" / "run"
+    # As a SIGKILL after step 4 was logged, before checkpoint-4 and the weights were whole.
+    shutil.rmtree(run / "checkpoints" / "checkpoint-4")
+    shutil.rmtree(run / "adapter")
+    with open(run / "logs" / "train_log.jsonl", "a") as log:
+        log.write('{"step": 4, "loss": 1.')
+    assert main(["--quiet", "train", str(run / "config.yaml"), "--resume"]) == 0
+    entries = [json.loads(line) for line in (run / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries if "loss" in e] == [1, 2, 3, 4]

@@ -23,6 +23,7 @@ from typing import Any
 
 from docvlm.config import Config, config_yaml, read_yaml, save_config, to_dict
 from docvlm.errors import ConfigError
+from docvlm.runs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,29 @@ def resume_checkpoint(run_dir: Path, checkpoints: Path) -> Path:
     raise ConfigError(f"--resume: no complete checkpoint in {checkpoints} to resume from"
                       + (f" (incomplete ones are in {run_dir / INCOMPLETE_DIR})" if found else "")
                       + "; start the run again without --resume")
+
+
+def trim_log(path: Path, step: int) -> int:
+    """Drop the entries of ``logs/train_log.jsonl`` logged after ``step`` (the checkpoint resumed
+    from), and a last line a kill cut short: the resumed run logs those steps again, and the report
+    would draw both attempts as one zig-zag curve. Returns how many lines were dropped."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            keep = isinstance(entry, dict) and entry.get("step", 0) <= step
+        except ValueError:
+            keep = False
+        if keep:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(kept))
+        log.warning("%s: %d entries after step %d (the attempt that was cut short) dropped", path, dropped, step)
+    return dropped
 
 
 def _set_aside(run_dir: Path, checkpoint: Path) -> Path:

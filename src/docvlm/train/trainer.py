@@ -37,7 +37,7 @@ from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, lo
 from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
 from docvlm.train.workers import workers_for_this_machine
 from docvlm.train.resume import (check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint,
-                                 save_run_config)
+                                 save_run_config, trim_log)
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +363,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     """
     run_dir = _prepare_run_dir(cfg, resume, force)
     checkpoint = resume_checkpoint(run_dir, run_dir / CHECKPOINTS_DIR) if resume else None
+    if checkpoint is not None and is_main_process():  # the steps after it are trained (and logged) again
+        trim_log(run_dir / "logs" / "train_log.jsonl", checkpoint_step(checkpoint))
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:
         raise _no_training_samples(train_reports)

@@ -235,9 +235,13 @@ def test_a_page_killed_while_written_back_is_not_left_half_written(tmp_path, cap
                  "--max-new-tokens", "2"]) == 130
     assert not (out / "page2019.xml").exists() and not (out / "predictions.jsonl").exists()
     monkeypatch.undo()
+    (pages / "broken.xml").write_text((FIXTURES / "page2019.xml").read_text()[:500])
+    capsys.readouterr()
     assert main(["--quiet", "predict", str(tiny_models["qwen2_vl"]), str(pages), "--output", str(out),
-                 "--max-new-tokens", "2"]) == 0
+                 "--max-new-tokens", "2", "--on-bad-sample", "skip"]) == 0
     assert (out / "page2019.xml").read_text().rstrip().endswith("</PcGts>")
+    # The counts as predict on images prints them: kept + skipped = read.
+    assert "3 of 4 inputs read, 1 skipped (malformed_xml: 1)" in capsys.readouterr().out
 
 
 def test_a_run_killed_while_its_final_weights_are_written(tmp_path, capsys, monkeypatch, tiny_models, lines_dir):

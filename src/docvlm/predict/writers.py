@@ -658,9 +658,17 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     if summary["regions_updated"]:
         kept += f", {summary['regions_updated']} region texts recomputed from their lines"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
-          f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
+          f"{summary['jsonl']}; {_read_counts(summary['skips'])}")
     print(timing)
     return 0
+
+
+def _read_counts(skips: dict) -> str:
+    """``K of T inputs read, S skipped (reason: n, ...)``, as predict on images says it (a file that
+    cannot be read counts as one input: its lines are unknown)."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in skips["skipped"].items())
+    return f"{skips['kept']} of {skips['total']} inputs read, " + (
+        f"{skips['skipped_total']} skipped ({reasons})" if skips["skipped_total"] else "none skipped")
 
 
 def _line_settings(cfg: Any) -> tuple[int, bool]:

@@ -339,3 +339,26 @@ def test_resume_drops_the_log_of_the_steps_it_trains_again(tmp_path, capsys, tin
     assert main(["--quiet", "train", str(run / "config.yaml"), "--resume"]) == 0
     entries = [json.loads(line) for line in (run / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in entries if "loss" in e] == [1, 2, 3, 4]
+
+
+def test_a_killed_export_leaves_no_model_folder_that_looks_whole(tmp_path, capsys, monkeypatch, tiny_models,
+                                                                 lines_dir):
+    from transformers import ProcessorMixin
+
+    config = write_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, max_steps=2)
+    assert main(["--quiet", "train", config]) == 0
+    run, out = tmp_path / "runs" / "run", tmp_path / "merged"
+
+    def killed(*args, **kwargs):  # the weights are written; the kill comes before the processor
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProcessorMixin, "save_pretrained", killed)
+    assert main(["--quiet", "export", str(run), str(out)]) == 130
+    assert not (out / "config.json").exists() and not (out / "model.safetensors").exists()
+    monkeypatch.undo()
+    assert main(["--quiet", "export", str(run), str(out)]) == 0  # no --overwrite needed: nothing was left
+    assert {"config.json", "model.safetensors", "docvlm_export.json"} <= {p.name for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+    assert main(["--quiet", "export", str(run), str(out), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "docvlm_export.json").is_file()
+    assert not (tmp_path / "merged.partial").exists()

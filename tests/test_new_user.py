@@ -362,3 +362,23 @@ def test_a_killed_export_leaves_no_model_folder_that_looks_whole(tmp_path, capsy
     assert main(["--quiet", "export", str(run), str(out), "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "docvlm_export.json").is_file()
     assert not (tmp_path / "merged.partial").exists()
+
+
+def test_a_merge_killed_while_written_leaves_no_half_adapter(tmp_path, capsys, monkeypatch, tiny_models, lines_dir):
+    from transformers import ProcessorMixin
+
+    config = write_config(tmp_path, tiny_models["qwen2_vl"], lines_dir, max_steps=2)
+    assert main(["--quiet", "train", config]) == 0
+    run, out = tmp_path / "runs" / "run", tmp_path / "merged"
+    assert main(["merge", str(run), str(run), "--output", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in (out / "adapter").iterdir()}
+
+    def killed(*args, **kwargs):  # the merged adapter's weights are written, its processor not yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProcessorMixin, "save_pretrained", killed)
+    assert main(["merge", str(run), str(run), "--weights", "0.3,0.7", "--output", str(out)]) == 130
+    assert {p.name: p.read_bytes() for p in (out / "adapter").iterdir()} == before  # the earlier merge, whole
+    monkeypatch.undo()
+    assert main(["merge", str(run), str(run), "--weights", "0.3,0.7", "--output", str(out)]) == 0
+    assert (out / "adapter" / "processor_config.json").is_file() and not (out / "_merge").exists()

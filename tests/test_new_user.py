@@ -382,3 +382,12 @@ def test_a_merge_killed_while_written_leaves_no_half_adapter(tmp_path, capsys, m
     monkeypatch.undo()
     assert main(["merge", str(run), str(run), "--weights", "0.3,0.7", "--output", str(out)]) == 0
     assert (out / "adapter" / "processor_config.json").is_file() and not (out / "_merge").exists()
+
+
+def test_a_run_folder_given_as_the_config_names_its_config_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("run_name: run\n")
+    assert main(["train", str(run), "--resume"]) == 2
+    assert one_error_line(capsys) == (f"error: {run} is a folder, not a config file; a run's config is "
+                                      f"{run / 'config.yaml'} (e.g. docvlm train {run / 'config.yaml'} --resume)")

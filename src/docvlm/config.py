@@ -543,6 +543,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():  # a run folder given where its config goes: say which file is meant
+            saved = path / "config.yaml"
+            raise ConfigError(f"{path} is a folder, not a config file" + (
+                f"; a run's config is {saved} (e.g. docvlm train {saved} --resume)" if saved.is_file() else ""))
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         data = read_yaml(path) or {}

@@ -391,3 +391,15 @@ def test_a_run_folder_given_as_the_config_names_its_config_file(tmp_path, capsys
     assert main(["train", str(run), "--resume"]) == 2
     assert one_error_line(capsys) == (f"error: {run} is a folder, not a config file; a run's config is "
                                       f"{run / 'config.yaml'} (e.g. docvlm train {run / 'config.yaml'} --resume)")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--batch-size", "-3"], "--batch-size must be >= 1, got -3"),
+    (["--max-new-tokens", "-1"], "--max-new-tokens must be >= 1, got -1"),
+    (["--min-pixels", "0"], "--min-pixels must be >= 1, got 0"),
+    (["--min-pixels", "100", "--max-pixels", "10"], "--min-pixels (100) is above --max-pixels (10)")])
+def test_predict_refuses_numbers_it_cannot_use(tmp_path, capsys, tiny_models, lines_dir, flags, message):
+    assert main(["predict", str(tiny_models["qwen2_vl"]), str(lines_dir / "images" / "test"),
+                 "--output", str(tmp_path / "p.jsonl"), *flags]) == 2
+    assert one_error_line(capsys) == f"error: {message}"

@@ -154,6 +154,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.predict.writers import is_layout_input
     from docvlm.runs import check_output_file, ensure_writable, load_run_config
 
+    _check_predict_numbers(args)
     target = Path(args.model)
     cfg = load_run_config(target, overrides) if is_run_dir(target) else None
     output = Path(args.output) if args.output else (
@@ -225,6 +226,17 @@ def cmd_predict(args, overrides: list[str]) -> int:
           + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
     print(timing)
     return 0
+
+
+def _check_predict_numbers(args) -> None:
+    """predict's numeric flags: a 0 was taken for 'not given' (the run's value used instead), a
+    negative batch size ran, and a negative --max-new-tokens ended in transformers' traceback."""
+    for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens),
+                        ("--min-pixels", args.min_pixels), ("--max-pixels", args.max_pixels)):
+        if value is not None and value < 1:
+            raise DocVLMError(f"{flag} must be >= 1, got {value}")
+    if args.min_pixels and args.max_pixels and args.min_pixels > args.max_pixels:
+        raise DocVLMError(f"--min-pixels ({args.min_pixels}) is above --max-pixels ({args.max_pixels})")
 
 
 def _split_manifests(cfg) -> list[Path]:

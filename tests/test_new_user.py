@@ -403,3 +403,23 @@ def test_predict_refuses_numbers_it_cannot_use(tmp_path, capsys, tiny_models, li
     assert main(["predict", str(tiny_models["qwen2_vl"]), str(lines_dir / "images" / "test"),
                  "--output", str(tmp_path / "p.jsonl"), *flags]) == 2
     assert one_error_line(capsys) == f"error: {message}"
+
+
+def test_manifests_saved_with_a_bom_are_read(tmp_path, capsys, lines_dir):
+    data = copy_lines(lines_dir, tmp_path)
+    for split in ("train", "validation", "test"):  # JSONL as Windows Notepad saves it
+        manifest = data / f"{split}.jsonl"
+        manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    config = write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", data)
+    assert main(["data", "export", config, "--output", str(tmp_path / "out")]) == 0
+    assert "lines/train: kept 24 of 24\n" in capsys.readouterr().out
+    for split in ("train", "validation", "test"):  # CSV as Excel's "CSV UTF-8" saves it
+        rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text(encoding="utf-8-sig").splitlines()]
+        (data / f"{split}.jsonl").unlink()
+        (data / f"{split}.csv").write_bytes("\ufeffimage,text\n".encode() + "".join(
+            f"{row['image']},{row['text']}\n" for row in rows).encode())
+    assert main(["data", "export", config, "--output", str(tmp_path / "out2")]) == 0  # was: field 'image' is missing
+    assert "lines/train: kept 24 of 24\n" in capsys.readouterr().out
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_bytes(b'\xef\xbb\xbf{"id": "a", "prediction": "ab", "reference": "ab"}\n')
+    assert main(["evaluate", "--predictions", str(predictions), "--metric", "cer"]) == 0

@@ -125,7 +125,9 @@ def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple
 def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
     """CSV rows with their line numbers; same ``split`` column rule as JSONL."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would become part of the first
+        # column's name (every row then misses that column).
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             rows = []
             for row in reader:
@@ -144,10 +146,11 @@ def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int,
 def read_utf8(path: Path) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a BOM (Windows editors write one) is not part of the text
     except UnicodeDecodeError as error:  # the line, so a manifest of 100 000 rows can be fixed
-        line = raw[:error.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x}; {error.reason})") from None
+        start = error.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)  # utf-8-sig counts after the BOM
+        line = raw[:start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[start]:02x}; {error.reason})") from None
 
 
 def read_json_objects(path: Path) -> list[tuple[int, dict]]:

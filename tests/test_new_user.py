@@ -37,7 +37,8 @@ def test_config_that_is_not_utf8_is_an_error_not_a_traceback(tmp_path, capsys):
     config = tmp_path / "latin1.yaml"
     config.write_bytes("run_name: ok\nrun_name: caf\u00e9\n".encode("latin-1"))
     assert main(["config", "check", str(config)]) == 2
-    assert one_error_line(capsys) == f"error: {config}:2: not UTF-8 text (byte 0xe9 at offset 26); save the file as UTF-8"
+    assert one_error_line(capsys) == (f"error: {config}:2: not UTF-8 text (byte 0xe9 at offset 26); "
+                                      "save the file as UTF-8")
 
 
 def test_config_check_without_a_file_is_refused(capsys):
@@ -324,7 +325,8 @@ def test_a_manifest_line_that_is_not_utf8_is_named_by_its_line(tmp_path, capsys,
         manifest.write(b'{"id": "x", "image": "images/train/train-000000.png", "text": "caf\xe9"}\n')
     config = write_config(tmp_path, "Qwen/Qwen2-VL-2B-Instruct", data)
     assert main(["data", "export", config, "--output", str(tmp_path / "out")]) == 2
-    assert one_error_line(capsys) == f"error: {data / 'train.jsonl'}:25: not UTF-8 text (byte 0xe9; invalid continuation byte)"
+    assert one_error_line(capsys) == (f"error: {data / 'train.jsonl'}:25: not UTF-8 text "
+                                      "(byte 0xe9; invalid continuation byte)")
 
 
 def test_resume_drops_the_log_of_the_steps_it_trains_again(tmp_path, capsys, tiny_models, lines_dir):

@@ -145,7 +145,9 @@ def test_cli_prints_one_line_for_bad_data(tiny_models, manifest_dir, tmp_path, c
 
 def test_skip_mode_writes_counts_into_run_folder(tiny_models, manifest_dir, tmp_path, capsys):
     rows = (manifest_dir / "test.jsonl").read_text().splitlines()
-    (manifest_dir / "train.jsonl").write_text("\n".join(rows * 2) + "\n")
+    # Each row twice, the copy under an id of its own (a repeated id is a skip of its own kind).
+    copies = [json.dumps({**json.loads(row), "id": f"copy-{i}"}) for i, row in enumerate(rows)]
+    (manifest_dir / "train.jsonl").write_text("\n".join(rows + copies) + "\n")
     (manifest_dir / "validation.jsonl").write_text("\n".join(rows) + "\n")
     config = tmp_path / "c.yaml"
     config.write_text("{}\n")

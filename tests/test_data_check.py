@@ -118,7 +118,7 @@ def test_export_round_trip_of_page_lines(tmp_path, fmt, capsys):
     cfg_file.write_text(json.dumps({"data": {"datasets": [
         {"name": "pages", "source": str(tmp_path / "page2013.xml"), "eval_split": None, "test_split": None}]}}))
     assert main(["data", "export", str(cfg_file), "--output", str(tmp_path / "out"), "--format", fmt]) == 0
-    assert "pages/train: 4 samples" in capsys.readouterr().out
+    assert "pages/train: kept 4 of 4" in capsys.readouterr().out
     cfg = load_config(cfg_file)
     original = load_split(cfg.data.datasets[0], "train", cfg.data)
     again = DatasetConfig(name="again", source=str(tmp_path / "out" / "pages"), format=fmt, eval_split=None,

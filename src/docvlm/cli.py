@@ -43,7 +43,7 @@ def cmd_train(args, overrides: list[str]) -> int:
     best = f"; best {metric}: {summary[f'best_{metric}']}" if metric else ""
     print(f"trained {summary['global_step']} steps in {summary['train_seconds']} s; "
           f"weights in {summary['saved_to']}{best}")
-    for line in summary.get("skipped", {}).values():
+    for line in summary.get("counts", summary.get("skipped", {})).values():  # one line per split
         print(line)
     if not summary.get("skipped"):
         print("no sample skipped")
@@ -93,10 +93,13 @@ def _evaluate_predictions(args, overrides: list[str]) -> int:
     if args.metric and args.task:
         raise DocVLMError("give --metric or --task, not both")
     cfg = load_config(None, overrides).evaluate
-    if args.output:
-        from docvlm.runs import ensure_writable
+    from docvlm.runs import check_output_file
 
-        ensure_writable(Path(args.output).parent)
+    inputs = [args.predictions, args.baseline]
+    if args.output:
+        check_output_file(args.output, "--output", inputs, "metrics.json")
+    if args.per_sample:
+        check_output_file(args.per_sample, "--per-sample", inputs + [args.output], "per_sample.jsonl")
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else None
     report = evaluate_predictions(args.predictions, metrics, cfg, baseline=args.baseline, task=args.task,
                                   per_sample=args.per_sample)
@@ -148,8 +151,10 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import ChatFormat, pixel_budget_of
     from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
-    from docvlm.runs import ensure_writable, load_run_config
+    from docvlm.predict.writers import is_layout_input
+    from docvlm.runs import check_output_file, ensure_writable, load_run_config
 
+    _check_predict_numbers(args)
     target = Path(args.model)
     cfg = load_run_config(target, overrides) if is_run_dir(target) else None
     output = Path(args.output) if args.output else (
@@ -157,6 +162,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     # Fail on an unwritable output before the model is loaded and every input is read.
     for folder in [output.parent] + ([Path(args.draw)] if args.draw else []):
         ensure_writable(folder)
+    if not any(is_layout_input(Path(item)) for item in args.inputs):  # PAGE/ALTO: --output is a folder
+        check_output_file(output, "--output", [*args.inputs, *_split_manifests(cfg)], "predictions.jsonl")
     loaded = load_tuned(args.model, cfg.model if cfg else None)
     # Default: the pixel budget saved with the weights, i.e. the one the model was trained with.
     saved = pixel_budget_of(loaded.processor, loaded.spec)
@@ -221,6 +228,30 @@ def cmd_predict(args, overrides: list[str]) -> int:
     return 0
 
 
+def _check_predict_numbers(args) -> None:
+    """predict's numeric flags: a 0 was taken for 'not given' (the run's value used instead), a
+    negative batch size ran, and a negative --max-new-tokens ended in transformers' traceback."""
+    for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens),
+                        ("--min-pixels", args.min_pixels), ("--max-pixels", args.max_pixels)):
+        if value is not None and value < 1:
+            raise DocVLMError(f"{flag} must be >= 1, got {value}")
+    if args.min_pixels and args.max_pixels and args.min_pixels > args.max_pixels:
+        raise DocVLMError(f"--min-pixels ({args.min_pixels}) is above --max-pixels ({args.max_pixels})")
+
+
+def _split_manifests(cfg) -> list[Path]:
+    """The run's dataset files that ``predict --split`` reads (an --output must not replace them)."""
+    if cfg is None:
+        return []
+    found = []
+    for dataset in cfg.data.datasets:
+        source = Path(dataset.source)
+        found.append(source)
+        splits = (dataset.train_split, dataset.eval_split, dataset.test_split)
+        found += [source / f"{split}{suffix}" for split in splits if split for suffix in (".jsonl", ".csv")]
+    return found
+
+
 def _fractions(text: str, flag: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",") if part.strip()]
@@ -273,6 +304,10 @@ def cmd_report(args, overrides: list[str]) -> int:
 
     if overrides:
         raise DocVLMError("report takes no config overrides (it reads what the runs wrote)")
+    if args.output:
+        from docvlm.runs import check_output_file
+
+        check_output_file(args.output, "--output", [], "report.html")
     _, summary = build_report(args.runs, args.output)
     print(summary)
     return 0
@@ -298,7 +333,7 @@ def cmd_demo(args, overrides: list[str]) -> int:
 
 def cmd_data(args, overrides: list[str]) -> int:
     from docvlm.config import load_config
-    from docvlm.runs import ensure_writable
+    from docvlm.runs import check_output_file, ensure_writable
 
     cfg = load_config(args.config, overrides)
     if args.action == "export":
@@ -308,15 +343,16 @@ def cmd_data(args, overrides: list[str]) -> int:
             raise DocVLMError("data export needs --output FOLDER")
         ensure_writable(args.output)
         reports = export_data(cfg, Path(args.output), args.format)
-        for label, report in reports.items():
-            skipped = f" ({report['skipped_total']} skipped: {report['skipped']})" if report["skipped_total"] else ""
-            print(f"{label}: {report['kept']} samples{skipped}")
+        for label, report in reports.items():  # the one-line counts every command prints
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in report["skipped"].items())
+            print(f"{label}: kept {report['kept']} of {report['total']}"
+                  + (f"; skipped {report['skipped_total']} ({reasons})" if report["skipped_total"] else ""))
         print(f"exported to {args.output} ({args.format})")
         return 0
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check
 
     output = Path(args.output) if args.output else cfg.run_dir / "data_check.json"
-    ensure_writable(output.parent)
+    check_output_file(output, "--output", [], "data_check.json")
     report = run_data_check(cfg, output, load_tokenizing(cfg))
     print(format_summary(report))
     print(f"report written to {output}")
@@ -333,6 +369,8 @@ def cmd_config(args, overrides: list[str]) -> int:
         for key, type_name, default, doc in field_docs():
             print(f"{key}  ({type_name}, default {default!r})\n    {doc}")
         return 0
+    if args.action == "check" and not args.config:
+        raise DocVLMError("config check needs a config file: docvlm config check CONFIG.yaml")
     # "show" prints a config as written even when it is not valid yet (demo.yaml's model folder
     # exists only once the demo has built it); "check" validates.
     cfg = load_config(args.config, overrides, check=args.action == "check")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
 import re
 import textwrap
 import types
@@ -565,12 +566,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():  # a run folder given where its config goes: say which file is meant
+            saved = path / "config.yaml"
+            raise ConfigError(f"{path} is a folder, not a config file" + (
+                f"; a run's config is {saved} (e.g. docvlm train {saved} --resume)" if saved.is_file() else ""))
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     for key, value in parse_overrides(overrides or []):
@@ -582,6 +584,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return config
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; a file that is not UTF-8 or not YAML is a one-line ``ConfigError``
+    naming the file, line and column (PyYAML's own message spans several lines)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset "
+                          f"{error.start}); save the file as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(yaml_error(path, error)) from None
+
+
+def yaml_error(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return f"{where}: not valid YAML ({problem}{'; ' + context if context else ''})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,7 +808,12 @@ def config_yaml(config: Config) -> str:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(config_yaml(config), encoding="utf-8")
+    """Write ``config.yaml`` through a temporary file and a rename: every later command reads it,
+    so a kill must not leave half of it."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(config_yaml(config), encoding="utf-8")
+    os.replace(temporary, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -792,7 +823,7 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def validate(config: Config) -> None:
     """Raise ``ConfigError`` naming the first key whose value (alone or with others) cannot work."""
-    problems = [*_model_problems(config.model), *_tuning_problems(config.tuning),
+    problems = [*_run_name_problems(config.run_name), *_model_problems(config.model), *_tuning_problems(config.tuning),
                 *_data_problems(config.data), *_train_problems(config), *_generation_problems(config.generation),
                 *_evaluate_problems(config.evaluate)]
     if problems:
@@ -804,6 +835,15 @@ def validate(config: Config) -> None:
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 """A Hugging Face repo id: ``name`` or ``owner/name`` (letters, digits, ``._-``)."""
+
+
+def _run_name_problems(name: str) -> list[tuple[str, str]]:
+    """The run folder is ``output_root/run_name``: a name with a path in it (``../x``, ``a/b``) would
+    put the run outside ``output_root`` or in a folder the other commands do not look in."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        return [("run_name", f"must be a folder name (no '/', not '.' or '..'), got '{name}'; "
+                             "output_root says where runs go")]
+    return []
 
 
 def _model_problems(model: ModelConfig) -> list[tuple[str, str]]:

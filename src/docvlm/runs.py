@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -26,11 +27,34 @@ PACKAGES = ("docvlm", "torch", "torchvision", "transformers", "peft", "accelerat
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temporary file + rename) so a killed run never leaves half a file."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename: a kill leaves the
+    old file or the new one whole, never a truncated file that looks complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Put the folder ``staging``, written in full, in the place of ``target`` (renames only), so
+    ``target`` is never a folder half written; a kill between the renames leaves ``target`` absent
+    and the old content beside it as ``<target>.old``."""
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def ensure_writable(folder: str | Path) -> Path:
@@ -42,8 +66,24 @@ def ensure_writable(folder: str | Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise OutputError(f"cannot write to {folder}: {error.strerror or error}") from None
+        # "File exists" / "Not a directory" when a file stands where a folder must be: name that file.
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        cause = f"{blocking} is a file, not a folder" if blocking else error.strerror or error
+        raise OutputError(f"cannot write to {folder}: {cause}") from None
     return folder
+
+
+def check_output_file(path: str | Path, flag: str, inputs: list = (), example: str = "out.jsonl") -> Path:
+    """An output file the user named, checked before any work: not a folder (found only at the end,
+    after the work), not one of the command's inputs (it would be overwritten), in a writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
+    for item in inputs:
+        if item is not None and Path(item).is_file() and path.resolve() == Path(item).resolve():
+            raise OutputError(f"{flag} {path} would overwrite the input {item}; choose another file")
+    ensure_writable(path.parent)
+    return path
 
 
 def environment() -> dict:

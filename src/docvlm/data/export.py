@@ -11,12 +11,14 @@ samples.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Iterator
 
 from docvlm.config import Config
 from docvlm.data.sources import SPLIT_ROLES, SampleSet, load_split, split_name
 from docvlm.errors import DataError
+from docvlm.runs import replace_dir
 
 
 def _rows(samples: SampleSet) -> Iterator[tuple[dict, object]]:
@@ -40,12 +42,18 @@ def export_data(cfg: Config, output: Path, fmt: str) -> dict[str, dict]:
             name = split_name(dataset, role)
             if name is not None and name not in splits:
                 splits[name] = load_split(dataset, role, cfg.data)
+        # Written in full into a staging folder, then renamed into place: a killed export leaves
+        # the previous export (or nothing), never a manifest or a datasets folder cut short.
         folder = output / dataset.name
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         if fmt == "jsonl":
             for name, samples in splits.items():
-                _write_manifest(samples, folder, name)
+                _write_manifest(samples, staging, name)
         else:
-            _write_hf(splits, folder)
+            _write_hf(splits, staging)
+        replace_dir(staging, folder)
         reports.update({f"{dataset.name}/{name}": samples.report.as_dict() for name, samples in splits.items()})
     return reports
 

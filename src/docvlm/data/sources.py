@@ -125,7 +125,9 @@ def _read_manifest_rows(path: Path, split: str, single_file: bool) -> list[tuple
 def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int, dict]]:
     """CSV rows with their line numbers; same ``split`` column rule as JSONL."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would become part of the first
+        # column's name (every row then misses that column).
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             rows = []
             for row in reader:
@@ -142,10 +144,13 @@ def _read_csv_rows(path: Path, split: str, single_file: bool) -> list[tuple[int,
 
 
 def read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+        return raw.decode("utf-8-sig")  # a BOM (Windows editors write one) is not part of the text
+    except UnicodeDecodeError as error:  # the line, so a manifest of 100 000 rows can be fixed
+        start = error.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)  # utf-8-sig counts after the BOM
+        line = raw[:start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[start]:02x}; {error.reason})") from None
 
 
 def read_json_objects(path: Path) -> list[tuple[int, dict]]:
@@ -426,6 +431,7 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
             raise
         # What was skipped on the way is usually the real cause (a malformed XML, then "no split").
         raise DataError(f"{error}; {_skip_cause(report)}") from None
+    records = _unique_ids(records, dataset, report, data.on_bad_sample)
     records = _screen_geometry(records, image_checks(data), report, data.on_bad_sample)
     if report.skipped:
         log.warning("%s", report.one_line(f"dataset '{dataset.name}' split '{split_name(dataset, role)}'"))
@@ -436,6 +442,25 @@ def _skip_cause(report: SkipReport) -> str:
     reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common())
     first = f", e.g. {report.examples[0]}" if report.examples else ""
     return f"skipped on the way: {reasons}{first}"
+
+
+def _unique_ids(records: list[Record], dataset: DatasetConfig, report: SkipReport, on_bad: str) -> list[Record]:
+    """Refuse (or skip) a sample whose id an earlier sample of the split already has: predictions,
+    per-sample scores and reports are keyed by id (``evaluate --predictions`` refuses a file with
+    one id twice), so a repeated id would pair a prediction with the wrong sample."""
+    first_use: dict[str, str] = {}
+    kept = []
+    for record in records:
+        if record.id not in first_use:
+            first_use[record.id] = record.where
+            kept.append(record)
+            continue
+        field = dataset.id_column or "id"
+        bad = BadSample("duplicate_id", f"{record.where}: field '{field}': id '{record.id}' is already the id of "
+                                        f"{first_use[record.id]} (ids must be unique within a split)")
+        _handle_bad(bad, report, on_bad)
+        report.kept -= 1
+    return kept
 
 
 def _screen_geometry(records: list[Record], checks: ImageChecks, report: SkipReport, on_bad: str) -> list[Record]:

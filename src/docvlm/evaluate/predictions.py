@@ -28,8 +28,8 @@ def read_predictions(path: str | Path) -> list[dict]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
-            try:
-                line = raw.decode("utf-8")
+            try:  # a BOM on the first line (Windows editors write one) is not part of the JSON
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
                 raise DataError(f"{where}: not UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1})") from None
             if not line.strip():

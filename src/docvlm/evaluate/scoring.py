@@ -575,10 +575,11 @@ def per_sample_rows(tuned: SystemScore, base: SystemScore | None = None) -> list
 
 
 def write_per_sample(path: str | Path, rows: list[dict]) -> None:
+    from docvlm.runs import write_text_atomic
+
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+        write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     except OSError as error:
         raise DataError(f"cannot write per-sample scores to {path}: {error.strerror or error}") from None
 

@@ -18,6 +18,8 @@ weight: for LoRA this equals scaling the adapter by ``a``; ``a = 1`` is the tune
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -56,16 +58,43 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str | None = None
     loaded, model = _merged(run_dir, model_cfg, interpolate, stages)
     stages.set_postfix_str("saving")
     _set_generation_config(model, loaded, cfg.generation)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output))
-    loaded.processor.save_pretrained(str(output))
+    # Written whole into OUT.partial/, then moved into place: a killed export leaves no folder
+    # with a config.json beside cut-short weights, and the rerun finds OUT as it was.
+    staging = output.with_name(output.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    loaded.processor.save_pretrained(str(staging))
     stages.update()
     stages.close()
     summary = {"run": str(run_dir), "output": str(output), "method": method,
                "merged": (run_dir / ADAPTER_DIR).is_dir(), "dtype": str(next(model.parameters()).dtype),
                "interpolate": interpolate, "base": cfg.model.name_or_path, "family": loaded.spec.name}
-    write_json(output / "docvlm_export.json", summary)
+    write_json(staging / EXPORT_RECORD, summary)
+    _publish(staging, output)
     return summary
+
+
+EXPORT_RECORD = "docvlm_export.json"
+"""Written last: an export folder without it is not a finished export."""
+
+
+def _publish(staging: Path, output: Path) -> None:
+    """Move the finished export into ``output``: a rename when ``output`` is new or empty; with
+    ``--overwrite`` into a folder holding files, file by file (each replaced whole), the old
+    record removed first and the new one moved last."""
+    if not output.exists() or not any(output.iterdir()):
+        if output.exists():
+            output.rmdir()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, output)
+        return
+    (output / EXPORT_RECORD).unlink(missing_ok=True)
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == EXPORT_RECORD):
+        target = output / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+    staging.rmdir()
 
 
 def _merged(run_dir: Path, model_cfg, interpolate: float | None, stages) -> tuple[Any, Any]:

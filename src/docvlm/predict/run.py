@@ -145,6 +145,7 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
     records: list[Record] = []
     report = SkipReport()
     parts: list[SampleSet] = []
+    ids: dict[str, Path] = {}  # id -> file, so that two inputs never share an id
     for item in inputs:
         path = Path(item)
         if path.suffix == ".jsonl":
@@ -170,14 +171,14 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
             try:
                 check_image_header(str(file), where)
                 target = _reference_beside(file, where)
+                sample_id = _input_id(file, path, ids)
             except BadSample as bad:
                 if on_bad == "error":
                     raise
                 report.skip(bad.reason, str(bad))
                 continue
-            records.append(Record(id=str(file.relative_to(path) if path.is_dir() else file.name), target=target,
-                                  image_ref=str(file), prompt=prompt, dataset="inputs", task="transcription",
-                                  budget=budget, where=where))
+            records.append(Record(id=sample_id, target=target, image_ref=str(file), prompt=prompt, dataset="inputs",
+                                  task="transcription", budget=budget, where=where))
     report.kept = len(records)
     if records or (report.total and parts):
         # Kept even when every loose image was skipped (beside a manifest), so the summary counts them.
@@ -186,6 +187,18 @@ def samples_from_inputs(inputs: list[str], prompt: str, budget: PixelBudget, on_
         cause = f": {report.one_line('inputs')}; e.g. {report.examples[0]}" if report.examples else ""
         raise DataError(f"no inputs to predict on{cause}")
     return _concat(parts)
+
+
+def _input_id(file: Path, given: Path, ids: dict[str, Path]) -> str:
+    """A loose image's id: its path below the folder given (its name for a file given); when another
+    input already has that id (two folders holding the same names), the path as given."""
+    for sample_id in (str(file.relative_to(given) if given.is_dir() else file.name), str(file)):
+        if sample_id not in ids:
+            ids[sample_id] = file
+            return sample_id
+        if ids[sample_id].resolve() == file.resolve():
+            break
+    raise BadSample("duplicate_id", f"{file}: given twice (the same image as input {ids[sample_id]})")
 
 
 def _reference_beside(image: Path, where: str) -> str:

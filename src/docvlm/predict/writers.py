@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -239,11 +240,15 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
     else:
         add_alto_processing(root, options)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Through a temporary file and a rename: a killed predict leaves no half-written page.
+    temporary = target.with_name(target.name + ".tmp")
     try:
         standalone = tree.docinfo.standalone
-        tree.write(str(target), xml_declaration=True, encoding="UTF-8",
+        tree.write(str(temporary), xml_declaration=True, encoding="UTF-8",
                    **({"standalone": standalone} if standalone is not None else {}))
+        os.replace(temporary, target)
     except OSError as error:
+        temporary.unlink(missing_ok=True)
         raise DataError(f"cannot write {target}: {error}") from None
     counts.files += 1
 
@@ -634,6 +639,9 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
         raise DataError(f"{others[0]}: not PAGE-XML or ALTO; predict pages and images in separate runs")
     output = Path(args.output) if args.output else (
         Path(args.model) / "predictions" / "pages" if cfg is not None else Path("predictions-pages"))
+    if output.is_file():
+        raise DataError(f"--output {output} is a file; for PAGE/ALTO inputs --output is a folder (the XML "
+                        "copies and predictions.jsonl go into it)")
     if output.suffix.lower() in (".jsonl", ".json", ".xml"):
         raise DataError(f"--output {output}: for PAGE/ALTO inputs --output is a folder (the XML copies and "
                         "predictions.jsonl go into it)")
@@ -656,9 +664,17 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     if summary["regions_updated"]:
         kept += f", {summary['regions_updated']} region texts recomputed from their lines"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
-          f"{summary['jsonl']}" + (f" ({skipped} lines skipped)" if skipped else ""))
+          f"{summary['jsonl']}; {_read_counts(summary['skips'])}")
     print(timing)
     return 0
+
+
+def _read_counts(skips: dict) -> str:
+    """``K of T inputs read, S skipped (reason: n, ...)``, as predict on images says it (a file that
+    cannot be read counts as one input: its lines are unknown)."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in skips["skipped"].items())
+    return f"{skips['kept']} of {skips['total']} inputs read, " + (
+        f"{skips['skipped_total']} skipped ({reasons})" if skips["skipped_total"] else "none skipped")
 
 
 def _line_settings(cfg: Any) -> tuple[int, bool]:

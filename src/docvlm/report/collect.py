@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from docvlm.config import read_yaml
 from docvlm.errors import ConfigError
 
 
@@ -40,10 +40,7 @@ def read_run(path: str | Path) -> RunData:
         raise ConfigError(f"{path}: not a run folder (no config.yaml) nor a sweep folder (no sweep.json)")
     config = {}
     if config_file.is_file():
-        try:
-            config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{config_file}: not valid YAML ({error})") from None
+        config = read_yaml(config_file) or {}
     metrics = {}
     for file in sorted((path / "metrics").glob("*.json")):
         if file.stem != "retention":

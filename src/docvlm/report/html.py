@@ -20,6 +20,7 @@ from docvlm.evaluate.scoring import METRICS
 from docvlm.report.collect import RunData, flatten, read_predictions, read_run
 from docvlm.report.diff import counts, diff_html, visible
 from docvlm.report.plots import ablation_plot, training_curves
+from docvlm.runs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -542,8 +543,7 @@ def build_report(paths: list[str | Path], output: str | Path | None = None) -> t
         page = comparison_page("docvlm comparison: " + ", ".join(r.name for r in runs), entries, runs)
         target = Path(output) if output else Path(_common_parent(runs)) / "report.html"
         summary = f"comparison of {len(runs)} runs"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
+    write_text_atomic(target, page)  # a killed report leaves no half page
     return target, f"{summary}; written to {target} ({target.stat().st_size / 1024:.0f} KiB)"
 
 

@@ -98,7 +98,7 @@ def merge_adapters(run_a: str | Path, run_b: str | Path, weights: list[float], m
 
     from docvlm.config import save_config
     from docvlm.models.loading import ADAPTER_DIR, load_tuned
-    from docvlm.runs import load_run_config
+    from docvlm.runs import load_run_config, replace_dir
 
     if method not in MERGE_METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(MERGE_METHODS)}")
@@ -124,12 +124,14 @@ def merge_adapters(run_a: str | Path, run_b: str | Path, weights: list[float], m
     model.set_adapter("merged")
     output = Path(output)
     target = output / ADAPTER_DIR
-    if target.exists():
-        shutil.rmtree(target)
-    model.save_pretrained(str(output / "_merge"), selected_adapters=["merged"])
-    shutil.move(str(output / "_merge" / "merged"), str(target))
-    shutil.rmtree(output / "_merge", ignore_errors=True)
-    loaded.processor.save_pretrained(str(target))
+    # Adapter and processor are written whole in _merge/ and then take the place of adapter/: a kill
+    # never leaves an adapter/ (which predict and evaluate load) with half its files.
+    staging = output / "_merge"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), selected_adapters=["merged"])
+    loaded.processor.save_pretrained(str(staging / "merged"))
+    replace_dir(staging / "merged", target)
+    shutil.rmtree(staging, ignore_errors=True)
     cfg.run_name, cfg.output_root = output.name, str(output.parent)
     save_config(cfg, output / "config.yaml")
     return output

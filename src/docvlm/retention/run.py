@@ -114,7 +114,8 @@ def _examples(data: SuiteData, answers: list[str] | None, count: int = 5) -> lis
 
 
 def verdict(sections: dict, floor: float) -> dict:
-    """Pass when every general metric keeps at least ``floor`` of the base score."""
+    """Pass when every general metric keeps at least ``floor`` of the base score; ``n/a`` when no
+    general metric was scored (no general suite configured): nothing was checked, so no pass."""
     failing, checked = [], 0
     for name, section in sections.items():
         if section["group"] != "general":
@@ -127,7 +128,8 @@ def verdict(sections: dict, floor: float) -> dict:
                 failing.append(f"{name}/{metric}")
     ocr = [f"{n}/{m}" for n, s in sections.items() if s["group"] == "ocr"
            for m, e in s["metrics"].items() if e.get("verdict") == "fail"]
-    return {"floor": floor, "general": "pass" if not failing else "fail", "metrics_checked": checked,
+    general = "n/a" if not checked else "pass" if not failing else "fail"
+    return {"floor": floor, "general": general, "metrics_checked": checked,
             "failing": failing, "ocr_failing": ocr}
 
 
@@ -282,8 +284,12 @@ def format_retention(report: dict) -> str:
             lines.append(f"{name:<16} {e.get('role', 'task'):<8} {'':>5} {metric:<14} {_num(e['base']):>8} {_num(e['tuned']):>8} "
                          f"{_num(e['delta']):>8}")
     v = report["verdict"]
-    lines.append(f"verdict (floor {v['floor']:.0%} of the base score on every general metric): {v['general'].upper()}"
-                 + (f"; below the floor: {', '.join(v['failing'])}" if v["failing"] else ""))
+    if v["general"] == "n/a":
+        lines.append("verdict: none (no general suite was scored; configure retention.suites to measure what "
+                     "the fine-tune cost)")
+    else:
+        lines.append(f"verdict (floor {v['floor']:.0%} of the base score on every general metric): "
+                     f"{v['general'].upper()}" + (f"; below the floor: {', '.join(v['failing'])}" if v["failing"] else ""))
     for point in report.get("interpolation", []):
         lines.append(f"  a={point['a']:<5} task {json.dumps(point['task'])} general retention "
                      f"{_num(point['general_retention'], True)} {point['verdict']['general']}")

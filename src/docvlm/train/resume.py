@@ -21,10 +21,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from docvlm.config import Config, config_yaml, save_config, to_dict
+from docvlm.config import Config, config_yaml, read_yaml, save_config, to_dict
 from docvlm.errors import ConfigError
+from docvlm.runs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,31 @@ def resume_checkpoint(run_dir: Path, checkpoints: Path) -> Path:
         log.warning("%s is incomplete (%s): moved to %s; falling back to an earlier checkpoint",
                     checkpoint.name, reason, moved)
     raise ConfigError(f"--resume: no complete checkpoint in {checkpoints} to resume from"
-                      + (f" (incomplete ones are in {run_dir / INCOMPLETE_DIR})" if found else ""))
+                      + (f" (incomplete ones are in {run_dir / INCOMPLETE_DIR})" if found else "")
+                      + "; start the run again without --resume")
+
+
+def trim_log(path: Path, step: int) -> int:
+    """Drop the entries of ``logs/train_log.jsonl`` logged after ``step`` (the checkpoint resumed
+    from), and a last line a kill cut short: the resumed run logs those steps again, and the report
+    would draw both attempts as one zig-zag curve. Returns how many lines were dropped."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            keep = isinstance(entry, dict) and entry.get("step", 0) <= step
+        except ValueError:
+            keep = False
+        if keep:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(kept))
+        log.warning("%s: %d entries after step %d (the attempt that was cut short) dropped", path, dropped, step)
+    return dropped
 
 
 def _set_aside(run_dir: Path, checkpoint: Path) -> Path:
@@ -120,10 +143,7 @@ def check_resume_config(cfg: Config, run_dir: Path, force: bool) -> None:
     if not path.is_file():
         save_config(cfg, path)
         return
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: the run's saved config is not valid YAML ({error})") from None
+    saved = read_yaml(path) or {}  # a file that is not YAML: one error line naming it
     changes = config_changes(saved, cfg)
     if not changes:
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from docvlm.errors import ConfigError, DataError, Interrupted
 from docvlm.models.loading import (ADAPTER_DIR, MODEL_DIR, count_parameters, load_base, prepare_for_training)
 from docvlm.models.prompting import ChatFormat, TrainingCollator, apply_pixel_budget
 from docvlm.resources import device_name, peak_memory_bytes, reset_peak_memory
-from docvlm.runs import ensure_writable, environment, write_json
+from docvlm.runs import ensure_writable, environment, replace_dir, write_json
 from docvlm.train.batching import BatchingMixin
 from docvlm.models.lengths import sample_lengths
 from docvlm.data.skips import WorkerSafeSamples
@@ -36,7 +37,7 @@ from docvlm.train.evaluation import EvalPart, generate_rows, load_eval_parts, lo
 from docvlm.train.losses import LossContext, LossTerm, answer_logits, build_loss_terms, build_reference
 from docvlm.train.workers import workers_for_this_machine
 from docvlm.train.resume import (check_resume_config, checkpoint_step, incomplete_reason, resume_checkpoint,
-                                 save_run_config)
+                                 save_run_config, trim_log)
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,10 @@ def _prepare_run_dir(cfg: Config, resume: bool, force: bool = False) -> Path:
     run_dir = cfg.run_dir
     if resume:
         if not any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")):
-            raise ConfigError(f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR} to resume from")
+            finished = (run_dir / ADAPTER_DIR).exists() or (run_dir / MODEL_DIR).exists()
+            hint = ("its training finished and kept no checkpoint; train a new run with another --run_name"
+                    if finished else "the run stopped before its first checkpoint; start it again without --resume")
+            raise ConfigError(f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR} to resume from; {hint}")
     elif any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")) or (run_dir / ADAPTER_DIR).exists() \
             or (run_dir / MODEL_DIR).exists():
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue it, "
@@ -359,6 +363,8 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     """
     run_dir = _prepare_run_dir(cfg, resume, force)
     checkpoint = resume_checkpoint(run_dir, run_dir / CHECKPOINTS_DIR) if resume else None
+    if checkpoint is not None and is_main_process():  # the steps after it are trained (and logged) again
+        trim_log(run_dir / "logs" / "train_log.jsonl", checkpoint_step(checkpoint))
     train_set, train_reports = load_role(cfg.data, "train")
     if train_set is None or len(train_set) == 0:
         raise _no_training_samples(train_reports)
@@ -417,7 +423,13 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
     peak_memory, peak_memory_kind = peak_memory_bytes()
 
     final_dir = run_dir / (MODEL_DIR if cfg.tuning.method == "full" else ADAPTER_DIR)
-    trainer.save_model(str(final_dir))  # collective under FSDP/ZeRO-3; writes on the main process only
+    # The weights and processor go to a staging folder renamed to adapter/ or model/ once whole:
+    # predict and evaluate take an existing adapter/ or model/ for finished weights, and a kill
+    # while they were written would otherwise leave a folder that fails to load.
+    staging = final_dir.with_name(final_dir.name + ".partial")
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))  # collective under FSDP/ZeRO-3; writes on the main process only
     sum_over_processes(reports, indexed, trainer.accelerator)
     summary = {
         "global_step": trainer.state.global_step,
@@ -436,8 +448,10 @@ def run_training(cfg: Config, resume: bool = False, extra_callbacks: list | None
         "saved_to": str(final_dir),
     }
     summary["skipped"] = {label: report.one_line(label) for label, report in reports.items() if report.skipped}
+    summary["counts"] = {label: report.one_line(label) for label, report in reports.items()}  # kept + skipped = total
     if trainer.is_world_process_zero():
-        loaded.processor.save_pretrained(str(final_dir))
+        loaded.processor.save_pretrained(str(staging))
+        replace_dir(staging, final_dir)
         write_json(run_dir / "train_summary.json", summary)
         _write_reports(run_dir, reports)
     return summary

@@ -197,3 +197,7 @@ def test_merge_cat_with_one_weight_is_the_first_adapter(lora_run, qwen_model, li
                  "--output", str(tmp_path / "ties")]) == 0
     assert (tmp_path / "ties" / "adapter" / "adapter_model.safetensors").is_file()
     assert main(["merge", str(lora_run), str(other.run_dir), "--weights", "1", "--output", str(tmp_path / "x")]) == 2
+    for method, density in (("ties", "5"), ("ties", "0"), ("linear", "0.5")):  # a fraction, and only for pruning
+        assert main(["merge", str(lora_run), str(other.run_dir), "--weights", "0.5,0.5", "--method", method,
+                     "--density", density, "--output", str(tmp_path / "x")]) == 2
+    assert "--density" in capsys.readouterr().err and not (tmp_path / "x").exists()

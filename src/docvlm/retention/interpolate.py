@@ -104,7 +104,12 @@ def merge_adapters(run_a: str | Path, run_b: str | Path, weights: list[float], m
         raise ConfigError(f"--method {method!r} is not one of {', '.join(MERGE_METHODS)}")
     if len(weights) != 2:
         raise ConfigError(f"--weights needs one weight per run (2), got {len(weights)}")
-    if method in ("ties", "dare_ties", "dare_linear", "magnitude_prune") and density is None:
+    pruning = ("ties", "dare_ties", "dare_linear", "magnitude_prune")
+    if density is not None and method not in pruning:
+        raise ConfigError(f"--density goes with --method {' / '.join(pruning)}; {method} keeps every weight")
+    if density is not None and not 0 < density <= 1:
+        raise ConfigError(f"--density {density}: the fraction of weights kept must be in (0, 1]")
+    if method in pruning and density is None:
         density = 0.5
     runs = [Path(run_a), Path(run_b)]
     for run in runs:

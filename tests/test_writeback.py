@@ -289,11 +289,14 @@ def test_malformed_page_is_skipped_and_declaration_kept(tiny_models, tmp_path, c
     page.write_text(page.read_text().replace('<?xml version="1.0" encoding="UTF-8"?>',
                                              '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'))
     (pages / "page" / "broken.xml").write_text('<PcGts xmlns="x"><Page>', encoding="utf-8")
+    (pages / "page" / "empty.xml").write_bytes(b"")  # not XML at all: a malformed skip, never written
     out = tmp_path / "out"
     assert main(["predict", str(tiny_models["qwen2_vl"]), str(pages), "--output", str(out),
                  "--max-new-tokens", "2", "--on-bad-sample", "skip"]) == 0
     printed = capsys.readouterr().out
-    assert "2 lines transcribed into 2 files" in printed and "1 malformed files not written" in printed
+    assert "2 lines transcribed into 2 files" in printed and "2 malformed files not written" in printed
+    assert "malformed_xml: 2" in printed  # the skip count and the files not written agree
+    assert not (out / "page" / "empty.xml").exists()
     assert (out / "page" / "p0.xml").read_text().startswith("<?xml version='1.0' encoding='UTF-8' standalone='yes'?>")
     assert not (out / "page" / "broken.xml").exists()
 

@@ -156,7 +156,7 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise DataError(f"input not found: {missing[0]}")
-    plan = _output_plan(paths, output)
+    plan, not_xml = _output_plan(paths, output)
     samples = layout_samples(paths, prompt, budget, on_bad, line_padding, mask_polygon)
     rows = predict_samples(loaded, samples, batch_size, max_new_tokens, num_beams, progress, meter=meter,
                            max_batch_visual_tokens=max_batch_visual_tokens)
@@ -169,7 +169,7 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
         predictions[source.xml][source.line_index] = (row["prediction"], confidence)
         row.update({"xml": str(plan[source.xml]), "line_id": source.element_id, "line_index": source.line_index,
                     "confidence": confidence})
-    counts = WriteCounts()
+    counts = WriteCounts(files_not_written=not_xml)
     for xml, target in plan.items():
         write_layout(Path(xml), target, predictions.get(xml, {}), options, counts)
     jsonl = write_predictions(rows, output / "predictions.jsonl")
@@ -179,13 +179,16 @@ def predict_pages(loaded: Loaded, inputs: list[str], output: Path, prompt: str, 
             "skips": samples.report.as_dict()}
 
 
-def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
-    """Input XML (as the readers name it) -> output file; refuses to overwrite an input or to
-    write two pages to one place."""
+def _output_plan(paths: list[Path], output: Path) -> tuple[dict[str, Path], int]:
+    """Input XML (as the readers name it) -> output file, and how many layout files are not XML at
+    all (empty, cut short: the readers count them as malformed skips; none is written); refuses to
+    overwrite an input or to write two pages to one place."""
     plan: dict[str, Path] = {}
+    not_xml = 0
     for path in paths:
-        files = [f for f in layout_files(path) if root_name(f) in FORMAT_OF_ROOT]
-        for xml in files:
+        roots = {f: root_name(f) for f in layout_files(path)}
+        not_xml += sum(name is None for name in roots.values())
+        for xml in (f for f, name in roots.items() if name in FORMAT_OF_ROOT):
             target = output / output_name(xml, path, path.is_file())
             if target.resolve() == xml.resolve():
                 raise DataError(f"--output {output}: writing {target} would overwrite the input {xml}; "
@@ -196,7 +199,7 @@ def _output_plan(paths: list[Path], output: Path) -> dict[str, Path]:
     inputs = {Path(x).resolve() for x in plan}
     if any(t.resolve() in inputs for t in plan.values()):
         raise DataError(f"--output {output} would overwrite input pages; choose another output folder")
-    return plan
+    return plan, not_xml
 
 
 def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, float | None]], options: WriteOptions,

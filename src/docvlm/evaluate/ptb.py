@@ -226,40 +226,59 @@ def _keeps_period(piece: str, following: str) -> bool:
 
 
 def _split_word(word: str) -> list[str]:
-    """Clitics, contractions, ampersands and number-unit pairs inside one word."""
-    if not word:
-        return []
+    """Clitics, contractions, ampersands and number-unit pairs inside one word.
+
+    Iterative, not recursive: a looping model can glue thousands of pieces into one word
+    (``a+a+a+...``), deeper than Python's recursion limit."""
+    tokens: list[str] = []
+    stack: list[tuple[bool, str]] = [(True, word)]  # (still to split, text), next piece on top
+    while stack:
+        more, text = stack.pop()
+        pieces = _split_once(text) if more and text else None
+        if pieces is None:
+            if text:
+                tokens.append(text)
+        else:
+            stack.extend(reversed(pieces))
+    return tokens
+
+
+def _split_once(word: str) -> list[tuple[bool, str]] | None:
+    """One split of ``word``: its pieces, each flagged whether it is split further; ``None`` when
+    the word stays whole."""
     lower = word.lower()
     if lower in SPLIT_WORDS:
         cut = SPLIT_WORDS[lower]
-        return [word[:cut], word[cut:]]
+        return [(False, word[:cut]), (False, word[cut:])]
     if lower in ("'tis", "'twas"):
-        return [word[:2], word[2:]]
+        return [(False, word[:2]), (False, word[2:])]
     if "&" in word and not _UPPER_AMPERSAND.fullmatch(word):
         parts = word.split("&")
-        out = _split_word(parts[0])
+        pieces = [(True, parts[0])]
         for part in parts[1:]:
-            out += ["&"] + _split_word(part)
-        return out
+            pieces += [(False, "&"), (True, part)]
+        return pieces
     plus = _INNER_PLUS.search(word)
     if plus:  # "a+b" -> "a + b"; "C++" and "+5" stay
-        return _split_word(word[:plus.start()]) + ["+"] + _split_word(word[plus.end():])
+        return [(True, word[:plus.start()]), (False, "+"), (True, word[plus.end():])]
     if "'n'" in lower[1:]:  # "rock'n'roll" -> "rock 'n' roll"
         cut = lower.index("'n'", 1)
-        return _split_word(word[:cut]) + [word[cut:cut + 3]] + _split_word(word[cut + 3:])
+        return [(True, word[:cut]), (False, word[cut:cut + 3]), (True, word[cut + 3:])]
     if lower.startswith("y'") and len(word) > 2:
-        return [word[:2]] + _split_word(word[2:])
+        return [(False, word[:2]), (True, word[2:])]
     unit = _NUMBER_UNIT.fullmatch(word[:-1] if word.endswith(".") else word)
     if unit:  # a kept final period goes with the unit ("3.5m." -> "3.5" "m.")
-        return [unit.group(1), word[unit.end(1):]]
+        return [(False, unit.group(1)), (False, word[unit.end(1):])]
     signed = _SIGNED.fullmatch(word)
     if signed:
         rest = signed.group(2)
-        return [signed.group(1)] + (["/"] + _split_word(rest[1:]) if rest[0] == "/" else _split_word(rest))
+        if rest[0] == "/":
+            return [(False, signed.group(1)), (False, "/"), (True, rest[1:])]
+        return [(False, signed.group(1)), (True, rest)]
     for pattern in (_NOT, _CLITIC):
         match = pattern.fullmatch(word)
         if match:
-            return _split_word(match.group(1)) + [match.group(2)]
+            return [(True, match.group(1)), (False, match.group(2))]
     if lower.endswith("'n") and len(word) > 2 and lower != "cap'n":  # more'n
-        return [word[:-2], word[-2:]]
-    return [word]
+        return [(False, word[:-2]), (False, word[-2:])]
+    return None

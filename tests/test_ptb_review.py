@@ -19,3 +19,4 @@ def test_long_degenerate_words_do_not_exhaust_the_stack(text, count):
     tokens = ptb_tokenize(text)
     assert len(tokens) == count
     assert tokens[:3] == ptb_tokenize(text[:12])[:3]
+

@@ -20,3 +20,28 @@ def test_long_degenerate_words_do_not_exhaust_the_stack(text, count):
     assert len(tokens) == count
     assert tokens[:3] == ptb_tokenize(text[:12])[:3]
 
+
+
+JAVA_TOKENS = [  # (caption, PTBTokenizer 3.4.1 tokens after coco-caption's filter)
+    # What the lexer cannot tokenize it deletes, and the deletion ends the token: emoji outside the
+    # BMP, variation selectors (the U+FE0F of "❤️"), bidi and invisible format characters.
+    ("dog🐶cat", ["dog", "cat"]), ("emoji👍here", ["emoji", "here"]), ("❤️ love", ["❤", "love"]),
+    ("✔️ done ✅", ["✔", "done", "✅"]), ("❤️❤️❤️", ["❤", "❤", "❤"]), ("I ‼️ it", ["i", "it"]),
+    ("ab\u202ecd", ["ab", "cd"]), ("a\u2060b", ["a", "b"]), ("a‒b", ["a", "b"]),
+    # CJK, full-width, Arabic, Devanagari and Spanish punctuation: tokens of their own, kept (not in
+    # coco-caption's filter); CJK corner and angle brackets are dropped.
+    ("一只狗在草地上奔跑。", ["一只狗在草地上奔跑", "。"]), ("两个人，一只猫！", ["两个人", "，", "一只猫", "！"]),
+    ("日本語、テスト。", ["日本語", "、", "テスト", "。"]), ("看板に「止まれ」と書いてある", ["看板に", "止まれ", "と書いてある"]),
+    ("《红楼梦》的封面", ["红楼梦", "的封面"]), ("（括弧）", ["（", "括弧", "）"]), ("a dog。", ["a", "dog", "。"]),
+    ("مرحبا، عالم؟", ["مرحبا", "،", "عالم", "؟"]), ("नमस्ते।", ["नमस्ते", "।"]),
+    ("¿Qué es esto? ¡Hola!", ["¿", "qué", "es", "esto", "¡", "hola"]),
+    # Currency: ¥ and ‰ are tokens; ¢ becomes "cents"; most other currency signs are deleted.
+    ("costs ¥100 or 5¢", ["costs", "¥", "100", "or", "5", "cents"]), ("100‰", ["100", "‰"]),
+    ("₹500 and ₩100 and ₽5", ["500", "and", "100", "and", "5"]),
+    ("a ★ and a ⬆ arrow", ["a", "★", "and", "a", "⬆", "arrow"]),
+]
+
+
+@pytest.mark.parametrize("text, expected", JAVA_TOKENS)
+def test_unicode_punctuation_symbols_and_emoji_as_the_java_tokenizer(text, expected):
+    assert ptb_tokenize(text) == expected

@@ -77,8 +77,16 @@ _CHARACTERS = str.maketrans({
     "\u00bc": " \x001/4 ", "\u00bd": " \x001/2 ", "\u00be": " \x003/4 ", "\u2153": " \x001/3 ", "\u2154": " \x002/3 ",
     "\u200b": " ", "\u200c": " ", "\u200d": " ", "\u200e": " ", "\u200f": " ", "\ufeff": " ",
     "\u00ad": "",  # soft hyphen: removed from words
+    "\u00a2": " cents ", "\u00a4": "$", "\u20a0": "$",
 })
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_DELETED = re.compile("[\U00010000-\U0010ffff\ufe00-\ufe0f\u202a-\u202e\u2060-\u206f\u2012\u2024\u2025\u2027"
+                      "\u203c\u203d\u2047-\u2049\u20a1-\u20a3\u20a5-\u20c0\u3008-\u3011\u3014-\u301f\u3030"
+                      "\ufe10-\ufe6f]")
+"""Characters the lexer deletes (it cannot tokenize them) or turns into quotes that are dropped;
+either way they end the token they stand in: characters outside the Basic Multilingual Plane
+(most emoji), variation selectors (the U+FE0F of "❤️"), bidi and invisible format characters,
+‒ ‥ ‼ ⁉, most currency signs (₹ ₩ ₽ ...), CJK angle and corner brackets, CJK compatibility
+forms (observed on the Java tokenizer, each character between two letters)."""
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,:/]\d+)*|\.\d+)")
 _NUMBER_UNIT = re.compile(r"(\d+[.:]\d+(?:[.,:/]\d+)*)([^\W\d_]+)")
 _FRACTION = re.compile(r"[0-9]+/[0-9]+")
@@ -89,8 +97,14 @@ _ACRONYM = re.compile(r"[^\W\d_](?:\.[^\W\d_])*")
 _CLITIC = re.compile(r"(.*[^\W_])('(?:s|m|d|re|ve|ll))", re.IGNORECASE)
 _NOT = re.compile(r"(.*[^\W\d_])(n't)", re.IGNORECASE)
 _SYMBOLS = ("\u00a6-\u00a9\u00ac\u00ae-\u00b3\u00b6\u00b7\u00b9\u00d7\u00f7\u2020-\u2023\u2032-\u2038\u2044"
-            "\u2100-\u214f\u2190-\u23ff\u2600-\u26ff")
-"""Symbols PTB makes tokens of their own (degree sign, superscripts, arrows, math, dingbats ...)."""
+            "\u2100-\u214f\u2190-\u23ff\u2500-\u2bff"
+            # Punctuation of other scripts, also kept by coco-caption's filter: ¡ ¿ ¥ ´ ¸, Armenian,
+            # Hebrew and Arabic (، ؛ ؟ ٪ ۔), Devanagari danda, ‖ ‰ ※ ‾, CJK 、 。, full-width forms.
+            "\u00a1\u00a5\u00b4\u00b8\u00bf\u0589\u05be\u05c0\u05c3\u05c6\u05f3\u05f4\u0600-\u0603\u0606-\u060c"
+            "\u0614\u061b\u061e\u061f\u066a\u066d\u06d4\u0964\u0965\u2016\u2017\u2030\u2031\u203b\u203e-\u2042"
+            "\u20a4\u3001\u3002\u3012\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\uffe0\uffe1\uffe5\uffe6")
+"""Symbols and punctuation PTB makes tokens of their own (degree sign, superscripts, arrows, math,
+box drawing, dingbats, the punctuation of other scripts ...), observed on the Java tokenizer."""
 _SEPARATORS = "()\\[\\]{}\"`=|~^%$;\u201e\u201a" + _SYMBOLS
 # Pieces of a whitespace-separated chunk: separators that are always tokens of their own, runs of
 # asterisks, dots, dashes and !/?, then anything else up to the next separator.
@@ -115,7 +129,7 @@ _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-
 
 def ptb_tokenize(text: str) -> list[str]:
     """The tokens coco-caption's PTBTokenizer (plus its punctuation filter) gives ``text``."""
-    text = _ASTRAL.sub("", text.translate(_CHARACTERS))
+    text = _DELETED.sub(" ", text.translate(_CHARACTERS))
     chunks = text.split()
     tokens: list[str] = []
     for i, chunk in enumerate(chunks):

@@ -45,3 +45,20 @@ JAVA_TOKENS = [  # (caption, PTBTokenizer 3.4.1 tokens after coco-caption's filt
 @pytest.mark.parametrize("text, expected", JAVA_TOKENS)
 def test_unicode_punctuation_symbols_and_emoji_as_the_java_tokenizer(text, expected):
     assert ptb_tokenize(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Already PTB-tokenized captions (Flickr30k style) keep their clitics: "dog 's" is the same
+    # tokens as "dog's", as in the Java tokenizer. docvlm used to drop the apostrophe ("s").
+    ("the man 's hat , and the dog 's bone .", ["the", "man", "'s", "hat", "and", "the", "dog", "'s", "bone"]),
+    ("they 're here", ["they", "'re", "here"]), ("we 've", ["we", "'ve"]), ("I 'm", ["i", "'m"]),
+    ("he 'd", ["he", "'d"]), ("we 'll", ["we", "'ll"]), ("DOG 'S", ["dog", "'s"]), ("the dog 's.", ["the", "dog", "'s"]),
+    ("'s dog", ["'s", "dog"]), ("('s)", ["-lrb-", "'s", "-rrb-"]), ("'S'", ["'s"]), ("-'s", ["'s"]),
+    # A clitic after a period: the word before keeps its period only if PTB keeps it anyway.
+    ("U.S.'s economy", ["u.s.", "'s", "economy"]), ("the N.F.L.'s rules", ["the", "n.f.l.", "'s", "rules"]),
+    ("U.S.'ve", ["u.s.", "'ve"]), ("Mr.'s", ["mr.", "'s"]), ("A.'s", ["a.", "'s"]), ("etc.'s", ["etc.", "'s"]),
+    ("dog.'s", ["dog", "'s"]), ("end.'s here", ["end", "'s", "here"]), ("No.'s", ["no", "'s"]), ("1.'s", ["1", "'s"]),
+    ("a..'s", ["a.", "'s"]),
+])
+def test_clitics_standing_alone_or_after_a_period_as_the_java_tokenizer(text, expected):
+    assert ptb_tokenize(text) == expected

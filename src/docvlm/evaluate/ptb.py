@@ -65,8 +65,12 @@ NUMBER_ABBREVIATIONS = frozenset("art ca fig figs no nos op pp prop".split())
 """Kept only before a number (``No. 5``, ``fig. 3``)."""
 SPLIT_WORDS = {"cannot": 3, "gonna": 3, "gotta": 3, "wanna": 3, "lemme": 3, "gimme": 3}
 """Words PTB splits after so many letters (``gon na``)."""
-APOSTROPHE_WORDS = re.compile(r"'(?:em|till?|cause|n'?|[2-9]0s)", re.IGNORECASE)
-"""Words that start with an apostrophe and stay whole."""
+APOSTROPHE_WORDS = re.compile(r"'(?:em|till?|cause|n'?|[2-9]0s|s|m|d|re|ve|ll)", re.IGNORECASE)
+"""Words that start with an apostrophe and stay whole (a clitic standing alone, as in already
+tokenized text: "dog 's")."""
+_PERIOD_CLITIC = re.compile(r"(.+\.)('(?:s|m|d|re|ve|ll))", re.IGNORECASE)
+"""A clitic after a period ("U.S.'s"): split off, the word before keeps its period only where PTB
+keeps it anyway ("u.s. 's", "dog 's")."""
 
 _CHARACTERS = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2039": "'", "\u203a": "'",
@@ -209,6 +213,9 @@ def _word_tokens(piece: str, following: str, ends_chunk: bool, before_semicolon:
             piece = piece[1:]
         else:
             break
+    clitic = _PERIOD_CLITIC.fullmatch(piece)
+    if clitic:
+        return lead + _word_tokens(clitic.group(1), clitic.group(2), True, False) + [clitic.group(2)] + trail
     # Inside a word, a comma or colon splits it unless digits stand on both sides ("1,000", "10:30").
     words = [piece] if _URL.fullmatch(piece) else [w for w in _INNER_PUNCTUATION.split(piece) if w]
     return lead + [t for w in words for t in _split_word(w)] + trail
@@ -221,8 +228,8 @@ def _apostrophe_word(piece: str, ends_chunk: bool) -> bool:
 
 def _keeps_period(piece: str, following: str) -> bool:
     word = piece[:-1].lstrip(",;:'-")  # leading punctuation is split off later
-    if not word or word.endswith("."):
-        return False
+    if not word or word.endswith(".") or APOSTROPHE_WORDS.fullmatch(piece[:-1].lstrip(",;:-")):
+        return False  # "'s." is "'s" and a period, though "s." would keep it
     unit = _NUMBER_UNIT.fullmatch(word) or _SIGNED.fullmatch(word)
     if unit:  # "3.5m." -> "3.5" "m."
         word = unit.group(2)

@@ -62,3 +62,8 @@ def test_unicode_punctuation_symbols_and_emoji_as_the_java_tokenizer(text, expec
 ])
 def test_clitics_standing_alone_or_after_a_period_as_the_java_tokenizer(text, expected):
     assert ptb_tokenize(text) == expected
+
+
+def test_dots_after_a_symbol_token_are_dropped():
+    # "²" is alphanumeric to Python, but a symbol token to PTB: it takes no period from "...".
+    assert ptb_tokenize("x²... two") == ["x", "²", "two"]

@@ -160,13 +160,16 @@ def _chunk(chunk: str, following: str) -> list[str]:
     if url:  # a URL is one token, up to its trailing punctuation
         tokens.append(url.group())
         chunk = chunk[url.end():]
+    previous = ""  # the kind of the piece before: dots join a word only, never a symbol ("x²...")
     for match in _PIECES.finditer(chunk):
         kind, piece = match.lastgroup, match.group()
+        before, previous = previous, kind
         if kind == "sep":
             tokens.append(_BRACKETS.get(piece, piece))
         elif kind == "bangs":
             tokens.append(piece)
-        elif kind == "dots" and tokens and tokens[-1][:1] != "'" and _keeps_period(tokens[-1] + ".", following):
+        elif kind == "dots" and before == "other" and tokens[-1][:1] != "'" and \
+                _keeps_period(tokens[-1] + ".", following):
             tokens[-1] += "."  # "etc..." -> "etc." and the rest of the dots
         elif kind in ("dots", "dashes"):
             tokens.append("...")  # dropped either way

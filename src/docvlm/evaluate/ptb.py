@@ -24,18 +24,27 @@ this module reproduces its behaviour on caption text, written from its observed 
   (ASCII or typographic) are dropped; ``$ % # & * = + | ~ ^`` become tokens of their own
   (``$5`` -> ``$ 5``; ``#1`` -> ``# 1`` but ``#tag`` stays; ``AT&T`` stays when upper-case on
   both sides); ``£`` becomes ``#`` and ``€`` ``$`` (PTB's currency normalization); runs of
-  ``!``/``?`` longer than one are kept as one token (``!!``); characters outside the Basic
-  Multilingual Plane (most emoji) are deleted, as CoreNLP's lexer deletes what it cannot tokenize.
+  ``!``/``?`` longer than one are kept as one token (``!!``); ``¢`` becomes ``cents``;
+- the punctuation of other scripts (CJK ``、。``, full-width ``，！？（）``, Arabic ``، ؛ ؟``,
+  Devanagari ``।``, Spanish ``¡ ¿``), box drawing and dingbats (``★ ✔ ❤``) are tokens of their
+  own and are kept (coco-caption's filter does not list them); clitics standing alone keep their
+  apostrophe (``dog 's`` as in already tokenized captions, ``U.S.'s`` -> ``u.s. 's``);
+- what CoreNLP's lexer cannot tokenize it deletes, and the deletion ends the token
+  (``dog🐶cat`` -> ``dog cat``): characters outside the Basic Multilingual Plane (most emoji),
+  variation selectors (the U+FE0F of ``❤️``), bidi and invisible format characters, most currency
+  signs (``₹ ₩ ₽``); CJK corner and angle brackets (``「」《》``) are dropped as quotes.
 
 Not reproduced (rare in captions): SGML tags, phone numbers, ``j'ai``-style elisions (PTB splits
-them; ``l'amour`` and ``o'clock`` stay whole here as there), ``don'ts``, characters PTB cannot
-tokenize inside the Basic Multilingual Plane (it deletes them), and two effects of coco-caption
+them; ``l'amour`` and ``o'clock`` stay whole here as there), ``don'ts``, the many BMP characters
+outside the blocks above that PTB 3.4.1's Unicode tables do not know (it deletes them; here they
+stay in their word), typographic apostrophes inside words (``ma’am``: PTB keeps ``’``, here
+``'``), and two effects of coco-caption
 tokenizing a whole corpus as the lines of one file: a rule may look into the next caption (``No.``
 keeps its period when the next caption starts with a digit), and the very last caption of the file
 has nothing after it, so a final clitic stays unsplit and loses its apostrophe (``you've`` at the
 very end -> ``you ve``). ``tests/test_caption_reference.py`` checks 1 590 captions against the Java
 tokenizer's stored output, and BLEU-4/CIDEr-D of 60 untokenized corpora against the whole
-coco-caption pipeline.
+coco-caption pipeline; ``tests/test_ptb_review.py`` holds Java's tokens for the cases above.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from docvlm.data.sources import load_split
 from docvlm.errors import DataError
 from docvlm.evaluate import retention_metrics as rm
 from docvlm.evaluate.bootstrap import CorpusStats, ratio
-from docvlm.evaluate.scoring import score_rows
+from docvlm.evaluate.scoring import metric_options, score_rows
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat
 from docvlm.retention.likelihood import mean_log_likelihood, with_target
@@ -133,6 +133,21 @@ def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_siz
     if kind in ("vqa", "docvqa", "caption"):
         return score_rows(rows, SUITE_METRICS[kind], evaluate).stats, answers
     raise ValueError(f"suite kind {kind} is scored in pairs (probes)")
+
+
+def suite_options(suite: RetentionSuiteConfig, evaluate: EvalConfig) -> dict:
+    """The options a suite's scores depend on besides the models, for ``retention.json``: how a
+    multiple-choice answer is read, or the metric conventions (as ``docvlm evaluate`` states them)."""
+    if suite.kind == "multiple_choice":
+        options = {"choice_mode": suite.choice_mode}
+        if suite.choice_mode == "generate":
+            options["choice_parser"] = suite.choice_parser
+        return options
+    if suite.kind in ("vqa", "docvqa", "caption"):
+        options = metric_options(evaluate, SUITE_METRICS[suite.kind])
+        options.pop("bootstrap", None)  # stated once for the whole report
+        return options
+    return {}
 
 
 def choice_prompt(sample: Sample) -> str:

@@ -67,3 +67,16 @@ def test_clitics_standing_alone_or_after_a_period_as_the_java_tokenizer(text, ex
 def test_dots_after_a_symbol_token_are_dropped():
     # "²" is alphanumeric to Python, but a symbol token to PTB: it takes no period from "...".
     assert ptb_tokenize("x²... two") == ["x", "²", "two"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # "+" is a token of its own, or the sign of a number right after it; only "C++" and
+    # upper-case "A+B" stay whole. docvlm used to keep "10+" and "A+" whole and split "2+2" as "2 + 2".
+    ("10+ people", ["10", "+", "people"]), ("18+", ["18", "+"]), ("10+.", ["10", "+"]), ("A+ grade", ["a", "+", "grade"]),
+    ("2+2=4", ["2", "+2", "=", "4"]), ("5+5+5", ["5", "+5", "+5"]), ("a+1", ["a", "+1"]), ("+1+2", ["+1", "+2"]),
+    ("a+1.5", ["a", "+1.5"]), ("a+1b", ["a", "+1", "b"]), ("x+1/2", ["x", "+1", "/", "2"]), ("1+a", ["1", "+", "a"]),
+    ("a+b", ["a", "+", "b"]), ("a++b", ["a", "+", "+", "b"]), ("g++", ["g", "+", "+"]), ("++", ["+", "+"]),
+    ("C++", ["c++"]), ("c++", ["c++"]), ("C++.", ["c++"]), ("A+B", ["a+b"]), ("AT&T+1", ["at&t", "+1"]),
+])
+def test_plus_signs_as_the_java_tokenizer(text, expected):
+    assert ptb_tokenize(text) == expected

@@ -22,8 +22,9 @@ this module reproduces its behaviour on caption text, written from its observed 
 - brackets become ``-lrb- -rrb- -lsb- -rsb- -lcb- -rcb-`` and are *kept* (coco-caption's filter
   lists them upper-case, after the tokenizer has lower-cased them); quotes, dashes and ellipses
   (ASCII or typographic) are dropped; ``$ % # & * = + | ~ ^`` become tokens of their own
-  (``$5`` -> ``$ 5``; ``#1`` -> ``# 1`` but ``#tag`` stays; ``AT&T`` stays when upper-case on
-  both sides); ``£`` becomes ``#`` and ``€`` ``$`` (PTB's currency normalization); runs of
+  (``$5`` -> ``$ 5``; ``#1`` -> ``# 1`` but ``#tag`` stays; ``AT&T`` and ``A+B`` stay when
+  upper-case on both sides, ``C++`` stays); a ``+`` before a digit is the number's sign
+  (``2+2`` -> ``2 +2``, but ``10+`` -> ``10 +``); ``£`` becomes ``#`` and ``€`` ``$`` (PTB's currency normalization); runs of
   ``!``/``?`` longer than one are kept as one token (``!!``); ``¢`` becomes ``cents``;
 - the punctuation of other scripts (CJK ``、。``, full-width ``，！？（）``, Arabic ``، ؛ ؟``,
   Devanagari ``।``, Spanish ``¡ ¿``), box drawing and dingbats (``★ ✔ ❤``) are tokens of their
@@ -130,7 +131,8 @@ _PIECES = re.compile(rf"""
 """, re.VERBOSE)
 _URL = re.compile(r"https?://[^\"<>|()]*[^\"<>|.!?(){},-]")
 _INNER_PUNCTUATION = re.compile(r"(?<!\d)[,:]|[,:](?!\d)")
-_INNER_PLUS = re.compile(r"(?<=[^\W_])\+(?=[^\W_])")
+_UPPER_PLUS = re.compile(r"[A-Z]+(?:\+[A-Z]+)+")
+"""Upper-case letters joined by "+" stay one token ("A+B"), as "AT&T" does."""
 _UPPER_AMPERSAND = re.compile(r"[A-Z]+(?:&[A-Z]+)+")
 SENTENCE_STARTS = frozenset("""
 About According Additionally After An A As At But Earlier He Her Here However If In It Last Many More
@@ -285,15 +287,19 @@ def _split_once(word: str) -> list[tuple[bool, str]] | None:
         return [(False, word[:cut]), (False, word[cut:])]
     if lower in ("'tis", "'twas"):
         return [(False, word[:2]), (False, word[2:])]
+    plus = word.find("+")
+    if plus >= 0 and lower != "c++" and not _UPPER_PLUS.fullmatch(word):
+        # "+" is a token, or the sign of the number after it ("2+2" -> "2 +2", "10+" -> "10 +").
+        if plus > 0:
+            return [(True, word[:plus]), (True, word[plus:])]
+        if not word[1:2].isdigit():
+            return [(False, "+"), (True, word[1:])]
     if "&" in word and not _UPPER_AMPERSAND.fullmatch(word):
         parts = word.split("&")
         pieces = [(True, parts[0])]
         for part in parts[1:]:
             pieces += [(False, "&"), (True, part)]
         return pieces
-    plus = _INNER_PLUS.search(word)
-    if plus:  # "a+b" -> "a + b"; "C++" and "+5" stay
-        return [(True, word[:plus.start()]), (False, "+"), (True, word[plus.end():])]
     if "'n'" in lower[1:]:  # "rock'n'roll" -> "rock 'n' roll"
         cut = lower.index("'n'", 1)
         return [(True, word[:cut]), (False, word[cut:cut + 3]), (True, word[cut + 3:])]

@@ -31,7 +31,8 @@ JAVA_TOKENS = [  # (caption, PTBTokenizer 3.4.1 tokens after coco-caption's filt
     # CJK, full-width, Arabic, Devanagari and Spanish punctuation: tokens of their own, kept (not in
     # coco-caption's filter); CJK corner and angle brackets are dropped.
     ("一只狗在草地上奔跑。", ["一只狗在草地上奔跑", "。"]), ("两个人，一只猫！", ["两个人", "，", "一只猫", "！"]),
-    ("日本語、テスト。", ["日本語", "、", "テスト", "。"]), ("看板に「止まれ」と書いてある", ["看板に", "止まれ", "と書いてある"]),
+    ("日本語、テスト。", ["日本語", "、", "テスト", "。"]),
+    ("看板に「止まれ」と書いてある", ["看板に", "止まれ", "と書いてある"]),
     ("《红楼梦》的封面", ["红楼梦", "的封面"]), ("（括弧）", ["（", "括弧", "）"]), ("a dog。", ["a", "dog", "。"]),
     ("مرحبا، عالم؟", ["مرحبا", "،", "عالم", "؟"]), ("नमस्ते।", ["नमस्ते", "।"]),
     ("¿Qué es esto? ¡Hola!", ["¿", "qué", "es", "esto", "¡", "hola"]),
@@ -52,12 +53,14 @@ def test_unicode_punctuation_symbols_and_emoji_as_the_java_tokenizer(text, expec
     # tokens as "dog's", as in the Java tokenizer. docvlm used to drop the apostrophe ("s").
     ("the man 's hat , and the dog 's bone .", ["the", "man", "'s", "hat", "and", "the", "dog", "'s", "bone"]),
     ("they 're here", ["they", "'re", "here"]), ("we 've", ["we", "'ve"]), ("I 'm", ["i", "'m"]),
-    ("he 'd", ["he", "'d"]), ("we 'll", ["we", "'ll"]), ("DOG 'S", ["dog", "'s"]), ("the dog 's.", ["the", "dog", "'s"]),
+    ("he 'd", ["he", "'d"]), ("we 'll", ["we", "'ll"]), ("DOG 'S", ["dog", "'s"]),
+    ("the dog 's.", ["the", "dog", "'s"]),
     ("'s dog", ["'s", "dog"]), ("('s)", ["-lrb-", "'s", "-rrb-"]), ("'S'", ["'s"]), ("-'s", ["'s"]),
     # A clitic after a period: the word before keeps its period only if PTB keeps it anyway.
     ("U.S.'s economy", ["u.s.", "'s", "economy"]), ("the N.F.L.'s rules", ["the", "n.f.l.", "'s", "rules"]),
     ("U.S.'ve", ["u.s.", "'ve"]), ("Mr.'s", ["mr.", "'s"]), ("A.'s", ["a.", "'s"]), ("etc.'s", ["etc.", "'s"]),
-    ("dog.'s", ["dog", "'s"]), ("end.'s here", ["end", "'s", "here"]), ("No.'s", ["no", "'s"]), ("1.'s", ["1", "'s"]),
+    ("dog.'s", ["dog", "'s"]), ("end.'s here", ["end", "'s", "here"]), ("No.'s", ["no", "'s"]),
+    ("1.'s", ["1", "'s"]),
     ("a..'s", ["a.", "'s"]),
 ])
 def test_clitics_standing_alone_or_after_a_period_as_the_java_tokenizer(text, expected):
@@ -72,10 +75,11 @@ def test_dots_after_a_symbol_token_are_dropped():
 @pytest.mark.parametrize("text, expected", [
     # "+" is a token of its own, or the sign of a number right after it; only "C++" and
     # upper-case "A+B" stay whole. docvlm used to keep "10+" and "A+" whole and split "2+2" as "2 + 2".
-    ("10+ people", ["10", "+", "people"]), ("18+", ["18", "+"]), ("10+.", ["10", "+"]), ("A+ grade", ["a", "+", "grade"]),
-    ("2+2=4", ["2", "+2", "=", "4"]), ("5+5+5", ["5", "+5", "+5"]), ("a+1", ["a", "+1"]), ("+1+2", ["+1", "+2"]),
-    ("a+1.5", ["a", "+1.5"]), ("a+1b", ["a", "+1", "b"]), ("x+1/2", ["x", "+1", "/", "2"]), ("1+a", ["1", "+", "a"]),
-    ("a+b", ["a", "+", "b"]), ("a++b", ["a", "+", "+", "b"]), ("g++", ["g", "+", "+"]), ("++", ["+", "+"]),
+    ("10+ people", ["10", "+", "people"]), ("18+", ["18", "+"]), ("10+.", ["10", "+"]),
+    ("A+ grade", ["a", "+", "grade"]), ("2+2=4", ["2", "+2", "=", "4"]), ("5+5+5", ["5", "+5", "+5"]),
+    ("a+1", ["a", "+1"]), ("+1+2", ["+1", "+2"]), ("a+1.5", ["a", "+1.5"]), ("a+1b", ["a", "+1", "b"]),
+    ("x+1/2", ["x", "+1", "/", "2"]), ("1+a", ["1", "+", "a"]), ("a+b", ["a", "+", "b"]),
+    ("a++b", ["a", "+", "+", "b"]), ("g++", ["g", "+", "+"]), ("++", ["+", "+"]),
     ("C++", ["c++"]), ("c++", ["c++"]), ("C++.", ["c++"]), ("A+B", ["a+b"]), ("AT&T+1", ["at&t", "+1"]),
 ])
 def test_plus_signs_as_the_java_tokenizer(text, expected):

@@ -24,8 +24,9 @@ this module reproduces its behaviour on caption text, written from its observed 
   (ASCII or typographic) are dropped; ``$ % # & * = + | ~ ^`` become tokens of their own
   (``$5`` -> ``$ 5``; ``#1`` -> ``# 1`` but ``#tag`` stays; ``AT&T`` and ``A+B`` stay when
   upper-case on both sides, ``C++`` stays); a ``+`` before a digit is the number's sign
-  (``2+2`` -> ``2 +2``, but ``10+`` -> ``10 +``); ``£`` becomes ``#`` and ``€`` ``$`` (PTB's currency normalization); runs of
-  ``!``/``?`` longer than one are kept as one token (``!!``); ``¢`` becomes ``cents``;
+  (``2+2`` -> ``2 +2``, but ``10+`` -> ``10 +``); ``£`` becomes ``#``, ``€`` ``$`` and ``¢``
+  ``cents`` (PTB's currency normalization); runs of ``!``/``?`` longer than one are kept as one
+  token (``!!``);
 - the punctuation of other scripts (CJK ``、。``, full-width ``，！？（）``, Arabic ``، ؛ ؟``,
   Devanagari ``।``, Spanish ``¡ ¿``), box drawing and dingbats (``★ ✔ ❤``) are tokens of their
   own and are kept (coco-caption's filter does not list them); clitics standing alone keep their

@@ -124,14 +124,27 @@ def test_raw_captions_score_as_the_coco_caption_pipeline():
 
 
 def test_whitespace_tokenizer_scores_pre_tokenized_text_exactly():
-    # Text already tokenized by coco-caption's PTBTokenizer is only split, as its scorers split it.
-    tokens = dict(zip(FIXTURE["ptb"]["captions"], FIXTURE["ptb"]["tokens"]))
-    for corpus in FIXTURE["raw_corpora"][:20]:
-        predictions = [tokens.get(p) for p in corpus["predictions"]]
-        references = [[tokens.get(r) for r in refs] for refs in corpus["references"]]
-        if None in predictions or any(None in refs for refs in references):
-            continue
-        assert caption.bleu4(predictions, references, "whitespace") == pytest.approx(corpus["bleu4"], abs=TOLERANCE)
+    # Already tokenized text is only split, as coco-caption's scorers split it: the stored token
+    # corpora score exactly as pycocoevalcap scored them.
+    for corpus in FIXTURE["corpora"]:
+        assert caption.bleu4(corpus["predictions"], corpus["references"], "whitespace") == pytest.approx(
+            corpus["bleu4"], abs=TOLERANCE)
+        assert caption.cider_d(corpus["predictions"], corpus["references"], "whitespace") == pytest.approx(
+            corpus["cider_d"], abs=TOLERANCE)
+    # The Java PTBTokenizer's output, scored with "whitespace", equals the raw captions scored with "ptb".
+    captions, tokens = FIXTURE["ptb"]["captions"], FIXTURE["ptb"]["tokens"]
+    rng = random.Random(5)
+    compared = 0
+    for _ in range(40):
+        picks = [rng.sample(range(len(captions)), rng.randint(1, 4)) for _ in range(rng.randint(2, 6))]
+        raw = ([captions[p[0]] for p in picks], [[captions[i] for i in p[1:] or p] for p in picks])
+        java = ([tokens[p[0]] for p in picks], [[tokens[i] for i in p[1:] or p] for p in picks])
+        if not any(caption.tokenize(r, "whitespace") for refs in java[1] for r in refs):
+            continue  # pycocoevalcap's CIDEr fails on a corpus without any reference word
+        assert caption.bleu4(*java, "whitespace") == pytest.approx(caption.bleu4(*raw, "ptb"), abs=TOLERANCE)
+        assert caption.cider_d(*java, "whitespace") == pytest.approx(caption.cider_d(*raw, "ptb"), abs=TOLERANCE)
+        compared += 1
+    assert compared >= 30
     assert caption.tokenize("Man 's dog", "whitespace") == ["Man", "'s", "dog"]  # not even lower-cased
 
 

@@ -64,6 +64,8 @@ def test_retention_report_for_every_suite_kind(lora_run, capsys):
     for key in ("base", "tuned", "delta", "retention", "retention_ci", "delta_ci", "verdict"):
         assert key in vqa
     assert set(report["suites"]["scenes_caption"]["metrics"]) == {"bleu4", "cider_d", "meteor"}
+    assert report["suites"]["scenes_caption"]["options"]["caption"]["tokenizer"].startswith("ptb")
+    assert report["suites"]["scenes_multiple_choice"]["options"]["choice_mode"] in ("likelihood", "generate")
     assert "i2t_r@1" in report["suites"]["scenes_retrieval"]["metrics"]
     probes = report["suites"]["scenes_probes"]["metrics"]
     assert probes["kl_base_tuned"]["value"] >= 0

@@ -6,6 +6,7 @@ are tested at the end."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -213,9 +214,13 @@ def test_multiple_choice_answer_by_text_letter_or_index():
         [1, 2, 1, None, None, None]
 
 
+VERBOSE_ANSWER = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
+
+
 def vlmevalkit_can_infer(answer, choices):
     """Test oracle: open-compass/VLMEvalKit ``vlmeval/utils/matching_util.py`` ``can_infer``
-    (``can_infer_option`` then ``can_infer_text``; VERBOSE unset, so its quantifier guard is off)."""
+    @ e8e78f05 (2026-08-18; rules of #1175, 2025-08, and #1552, 2026-06): ``can_infer_option``
+    then ``can_infer_text``; VERBOSE unset, so its quantifier guard is off."""
     if "Failed to obtain answer via API" in answer:
         return False
     for err in ["Sorry, I can't help with images of people yet.", "I can't process this file.",
@@ -229,12 +234,21 @@ def vlmevalkit_can_infer(answer, choices):
     count = sum(1 for c in choices if c in splits)
     option = False
     if count == 1:
-        option = next(ch for ch in choices if ch in splits)
+        for ch in choices:
+            if ch in splits and splits.index(ch) > (len(splits) - 5):
+                option = ch
+                break
     elif count == 0 and sum(1 for c in {"Z", ""} if c in splits) == 1:
         option = "Z"
+    if not option:
+        match = VERBOSE_ANSWER.search(answer or "")
+        if match and match.group(1).upper() in choices:
+            option = match.group(1).upper()
     if option:
         return option
     lowered = answer.lower()
+    if len(lowered) > 2 * sum(len(str(v)) for v in choices.values()):
+        return False
     cands = [k for k in choices if str(choices[k]).lower() in lowered]
     return cands[0] if len(cands) == 1 else False
 
@@ -251,11 +265,17 @@ def test_generated_choice_is_read_as_vlmevalkit_reads_it():
     assert infer_choice("A or C", options) is None  # two letters, no option text
     assert infer_choice("It is the blue circle.", options) == 1  # text rule
     assert infer_choice("Z", options) is None and infer_choice("Cannot determine the answer: A", options) is None
+    # A lone letter counts only among the last five words; "answer is X" is read even among others.
+    assert infer_choice("B is right because the shape has four sides", options) is None
+    assert infer_choice("The answer is B, not A", options) == 1
+    assert infer_choice("The answer is a green one", options) == 0  # VLMEvalKit's regex reads "a" as A
+    # The text rule gives up on answers longer than twice the options' text (here 2 x 33).
+    assert infer_choice("I think it is the blue circle " + "x" * 40, options) is None
     words = ["A", "B", "C", "D", "Z", "a", "(C)", "D.", "answer", "is", "The", "red", "square", "blue",
-             "circle", "green", "z-shape", "Cannot determine the answer", "**B**", "{A}", "none"]
+             "circle", "green", "z-shape", "Cannot determine the answer", "**B**", "{A}", "none", "correct"]
     rng = random.Random(5)
-    for _ in range(3000):
-        answer = " ".join(rng.choice(words) for _ in range(rng.randint(0, 6)))
+    for _ in range(5000):
+        answer = " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
         expected = vlmevalkit_can_infer(answer, dict(choices))
         got = infer_choice(answer, options)
         assert got == (LETTERS.index(expected) if expected and expected != "Z" else None), answer

@@ -15,7 +15,7 @@ NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 
 
 def dinglehopper_first_textequiv(textequivs):
-    """Test oracle: qurator-spk/dinglehopper ``src/dinglehopper/ocr_files.py``
+    """Test oracle: qurator-spk/dinglehopper ``src/dinglehopper/extracted_text.py`` (v0.11.0)
     ``get_first_textequiv`` / ``get_attr`` (behaviour reproduced, logging left out)."""
     def get_attr(te, name):
         value = te.attrib.get(name)

@@ -412,10 +412,12 @@ class RetentionSuiteConfig:
     answer; ``generate`` lists the options as ``A. ...`` lines and reads the generated letter."""
     choice_parser: Literal["vlmevalkit", "first_letter"] = "vlmevalkit"
     """multiple_choice, ``generate``: how the chosen option is read from the answer.
-    ``vlmevalkit``: VLMEvalKit's rule-based ``can_infer`` (the one option letter standing alone
-    in the answer once ``.()[],:;!*#{}`` are spaces, as in "The answer is (B)."; else the one
-    option whose text the answer contains, case-folded; a refusal or ambiguity is wrong), without
-    its LLM judge; ``first_letter``: the answer must start with the letter (``B``, ``b.``, ``(B)``)."""
+    ``vlmevalkit``: VLMEvalKit's rule-based ``can_infer`` as of 2026-08 (the one option letter
+    standing alone among the answer's last five words once ``.()[],:;!*#{}`` are spaces, as in
+    "The answer is (B)."; else "answer is X"; else the one option whose text the answer contains,
+    case-folded, unless the answer is longer than twice the options' text; a refusal or ambiguity
+    is wrong), without its LLM judge; ``first_letter``: the answer must start with the letter
+    (``B``, ``b.``, ``(B)``)."""
     max_candidates: int = 100
     """retrieval: images (with all their captions) ranked against each other; the cost is
     images x captions forward passes per model."""

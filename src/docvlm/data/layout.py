@@ -261,7 +261,7 @@ def primary_equiv(element, path: Path | None = None):
     """The element's primary ``TextEquiv`` among its alternatives (None when it has none).
 
     PAGE says only that the lowest ``index`` is the main reading; ``index`` is optional. The rule
-    for the rest is dinglehopper's (qurator-spk/dinglehopper ``ocr_files.get_first_textequiv``), so
+    for the rest is dinglehopper's (qurator-spk/dinglehopper ``extracted_text.get_first_textequiv``), so
     that docvlm and the evaluation tool read the same text: when any alternative has an ``index``,
     the lowest index among those that have one (alternatives without one are passed over); when
     none has an index, the highest ``conf``; otherwise the first. Ties go to the earliest."""

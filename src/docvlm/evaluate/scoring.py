@@ -54,9 +54,14 @@ class Metric:
     task name (transcription metrics get the transcription one; others none)."""
 
 
+WER_UNITS = {"whitespace": "whitespace-separated word",
+             "dinglehopper": "dinglehopper's word: UAX #29 word boundaries (uniseg), pieces of only "
+                             "punctuation, symbols, separators or marks dropped"}
+
+
 def _cer_wer_options(cfg: EvalConfig) -> dict:
     return {"average": "micro (corpus edits / corpus reference length)", "unit_cer": cfg.text.unit,
-            "unit_wer": "whitespace-separated word", **dataclasses.asdict(cfg.text),
+            "unit_wer": WER_UNITS[cfg.text.words], **dataclasses.asdict(cfg.text),
             "grapheme_segmentation": f"UAX #29, Unicode {UNICODE_VERSION} properties (ICU/dinglehopper/uniseg "
                                      "rules; GB9c needs a consonant before the virama)",
             "multi_reference": cfg.multi_reference,

@@ -28,7 +28,8 @@ from docvlm.evaluate.bootstrap import CorpusStats, bootstrap_ci, interval, resam
 from docvlm.evaluate.scoring import LOWER_IS_BETTER, TASK_METRICS, metrics_file, score_rows
 from docvlm.models.loading import ADAPTER_DIR, MODEL_DIR, Loaded, load_base, load_tuned
 from docvlm.retention.interpolate import Interpolator, check_fraction
-from docvlm.retention.suites import DRIFT_METRICS, SuiteData, load_suite, score_probes, score_suite
+from docvlm.retention.suites import (DRIFT_METRICS, SuiteData, load_suite, score_probes, score_suite,
+                                     suite_options)
 from docvlm.runs import load_run_config, write_json
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ def score_suites(pair: ModelPair, suites: list[SuiteData], cfg: Config, base_sta
             stats, answers = score_suite(data, pair.tuned, cfg.evaluate, batch, tokens, cap)
             comparisons = {m: compare_metric(base_stats[data.name][m], stats[m], m, cfg) for m in stats}
         sections[data.name] = {"kind": data.suite.kind, "group": suite_group(data.suite.kind),
-                               "n": len(data.samples), "metrics": comparisons,
+                               "n": len(data.samples), "options": suite_options(data.suite, cfg.evaluate),
+                               "metrics": comparisons,
                                "examples": _examples(data, answers)}
     return sections
 

@@ -9,6 +9,7 @@ compared by a paired bootstrap on the same samples.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from docvlm.data.sources import load_split
 from docvlm.errors import DataError
 from docvlm.evaluate import retention_metrics as rm
 from docvlm.evaluate.bootstrap import CorpusStats, ratio
-from docvlm.evaluate.scoring import score_rows
+from docvlm.evaluate.scoring import metric_options, score_rows
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat
 from docvlm.retention.likelihood import mean_log_likelihood, with_target
@@ -135,6 +136,21 @@ def score_suite(data: SuiteData, loaded: Loaded, evaluate: EvalConfig, batch_siz
     raise ValueError(f"suite kind {kind} is scored in pairs (probes)")
 
 
+def suite_options(suite: RetentionSuiteConfig, evaluate: EvalConfig) -> dict:
+    """The options a suite's scores depend on besides the models, for ``retention.json``: how a
+    multiple-choice answer is read, or the metric conventions (as ``docvlm evaluate`` states them)."""
+    if suite.kind == "multiple_choice":
+        options = {"choice_mode": suite.choice_mode}
+        if suite.choice_mode == "generate":
+            options["choice_parser"] = suite.choice_parser
+        return options
+    if suite.kind in ("vqa", "docvqa", "caption"):
+        options = metric_options(evaluate, SUITE_METRICS[suite.kind])
+        options.pop("bootstrap", None)  # stated once for the whole report
+        return options
+    return {}
+
+
 def choice_prompt(sample: Sample) -> str:
     """The question followed by lettered options, and how to answer (generate mode): the
     instruction LLaVA's and lmms-eval's MMBench prompts end with."""
@@ -179,12 +195,21 @@ REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process t
 """Answers VLMEvalKit scores as a refusal (its option ``Z``: wrong)."""
 
 
+ANSWER_IS = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
+"""VLMEvalKit's ``_VERBOSE_ANSWER_RE`` ("The correct answer is **B**"); case-insensitive, so
+"the answer is a ..." reads as option A there, as here."""
+
+
 def infer_choice(answer: str, options: list[str]) -> int | None:
     """The option a generated answer names, by VLMEvalKit's rules (open-compass/VLMEvalKit
-    ``vlmeval/utils/matching_util.py``: ``can_infer`` = ``can_infer_option``, then
-    ``can_infer_text``), without the LLM judge it falls back to: ``None`` (wrong) for a refusal, a
-    standalone ``Z``, or when neither rule names exactly one option. Letters are case-sensitive
-    there, as here; several standalone letters pass on to the text rule, as there."""
+    ``vlmeval/utils/matching_util.py`` @ e8e78f05, 2026-08: ``can_infer`` = ``can_infer_option``,
+    then ``can_infer_text``), without the LLM judge it falls back to; ``None`` (wrong) for a
+    refusal, a standalone ``Z``, or when no rule names exactly one option.
+
+    ``can_infer_option``: the one option letter standing alone (letters are case-sensitive) once
+    ``.()[],:;!*#{}`` are spaces, if it is among the last five words; else "answer is X" (A-D,
+    any case). ``can_infer_text``: the one option whose text the answer contains, case-folded,
+    unless the answer is longer than twice the options' text together."""
     letters = LETTERS[:len(options)]
     if any(refusal in answer for refusal in REFUSALS):
         return None
@@ -193,11 +218,16 @@ def infer_choice(answer: str, options: list[str]) -> int | None:
         spaced = spaced.replace(char, " ")
     words = spaced.split()
     named = [letter for letter in letters if letter in words]
-    if len(named) == 1:
+    if len(named) == 1 and words.index(named[0]) > len(words) - 5:
         return letters.index(named[0])
     if not named and "Z" in words:  # VLMEvalKit's "none of the options" answer
         return None
+    stated = ANSWER_IS.search(answer)
+    if stated and stated.group(1).upper() in letters:
+        return letters.index(stated.group(1).upper())
     folded = answer.lower()
+    if len(folded) > 2 * sum(len(str(option)) for option in options):
+        return None
     containing = [i for i, option in enumerate(options) if str(option).lower() in folded]
     return containing[0] if len(containing) == 1 else None
 

@@ -61,3 +61,11 @@ def make_config(tmp_path, model_dir, data_dir, *overrides: str) -> Config:
         "--generation.max_new_tokens", "6", "--generation.batch_size", "3",
         *overrides,
     ])
+
+
+def one_error_line(capsys) -> str:
+    """The one ``error:`` line a CLI command printed to stderr (and no traceback)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    return errors[0]

@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_error_line
 from docvlm.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "layout"
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    errors = [line for line in err if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
-    return errors[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,11 +58,9 @@ def normalize_sbb(s: str) -> str:
     return s
 
 
-def character_error_rate_n(reference: str, compared: str) -> tuple[float, int]:
-    seq1 = list(grapheme_clusters(unicodedata.normalize("NFC", reference)))
-    seq2 = list(grapheme_clusters(unicodedata.normalize("NFC", compared)))
-    d = Levenshtein.distance(seq1, seq2)
-    n = len(seq1)
+def rate_n(d: int, n: int) -> tuple[float, int]:
+    """dinglehopper's error rate of ``d`` edits over ``n`` reference units (0 edits: 0, even for
+    an empty reference; edits against an empty reference: infinite)."""
     if d == 0:
         return 0, n
     if n == 0:
@@ -70,16 +68,28 @@ def character_error_rate_n(reference: str, compared: str) -> tuple[float, int]:
     return d / n, n
 
 
-def line_dirs_cer(references: list[str], predictions: list[str], read=lambda line: line) -> tuple[float, int]:
-    cer_, n_characters = None, None
+def character_error_rate_n(reference: str, compared: str) -> tuple[float, int]:
+    seq1 = list(grapheme_clusters(unicodedata.normalize("NFC", reference)))
+    seq2 = list(grapheme_clusters(unicodedata.normalize("NFC", compared)))
+    return rate_n(Levenshtein.distance(seq1, seq2), len(seq1))
+
+
+def line_dirs_rate(rate_n, references: list[str], predictions: list[str], read=lambda line: line):
+    """dinglehopper's line-folder tools: the running length-weighted mean of each line pair's
+    ``rate_n`` (``character_error_rate_n`` or ``word_error_rate_n``)."""
+    rate, n_units = None, None
     for gt_line, ocr_line in zip(references, predictions):
-        l_cer, l_n = character_error_rate_n(read(gt_line), read(ocr_line))
-        if cer_ is None:
-            cer_, n_characters = l_cer, l_n
+        l_rate, l_n = rate_n(read(gt_line), read(ocr_line))
+        if rate is None:
+            rate, n_units = l_rate, l_n
         else:
-            cer_ = (cer_ * n_characters + l_cer * l_n) / (n_characters + l_n)
-            n_characters = n_characters + l_n
-    return cer_, n_characters
+            rate = (rate * n_units + l_rate * l_n) / (n_units + l_n)
+            n_units = n_units + l_n
+    return rate, n_units
+
+
+def line_dirs_cer(references: list[str], predictions: list[str], read=lambda line: line) -> tuple[float, int]:
+    return line_dirs_rate(character_error_rate_n, references, predictions, read)
 
 
 def plain_line(line: str) -> str:  # ocr_files.py: plain_extract, one line
@@ -185,25 +195,11 @@ def dinglehopper_words(s: str) -> list[str]:
 
 def word_error_rate_n(reference: str, compared: str) -> tuple[float, int]:
     reference_seq, compared_seq = dinglehopper_words(reference), dinglehopper_words(compared)
-    d = Levenshtein.distance(reference_seq, compared_seq)
-    n = len(reference_seq)
-    if d == 0:
-        return 0, n
-    if n == 0:
-        return float("inf"), n
-    return d / n, n
+    return rate_n(Levenshtein.distance(reference_seq, compared_seq), len(reference_seq))
 
 
 def line_dirs_wer(references, predictions, read=lambda line: line):
-    wer_, n_words = None, None
-    for gt_line, ocr_line in zip(references, predictions):
-        l_wer, l_n = word_error_rate_n(read(gt_line), read(ocr_line))
-        if wer_ is None:
-            wer_, n_words = l_wer, l_n
-        else:
-            wer_ = (wer_ * n_words + l_wer * l_n) / (n_words + l_n)
-            n_words = n_words + l_n
-    return wer_, n_words
+    return line_dirs_rate(word_error_rate_n, references, predictions, read)
 
 
 WORD_POOL = POOL + ["word", "Wort", "can't", "3.5", "1,000", "e-mail", "a.m.", "\u3001", "犬", "ねこ", "\ue000",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections import Counter, defaultdict
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +44,17 @@ TOKENIZERS = ("ptb", "whitespace", "simple")
 
 def tokenize(text: str, tokenizer: str = "ptb") -> list[str]:
     """The caption's tokens under one of :data:`TOKENIZERS` (see the module docstring)."""
+    return list(_cached_tokens(text, tokenizer))
+
+
+@lru_cache(maxsize=1 << 16)
+def _cached_tokens(text: str, tokenizer: str) -> tuple[str, ...]:
+    # BLEU-4, CIDEr-D and METEOR each tokenize the same predictions and references; the PTB rules
+    # are most of a caption suite's scoring time, so each text is tokenized once.
+    return tuple(_tokens(text, tokenizer))
+
+
+def _tokens(text: str, tokenizer: str) -> list[str]:
     if tokenizer == "ptb":
         # coco-caption's scorers split the tokenizer's output with str.split(), which also splits
         # the U+00A0 inside a PTB token such as "3 1/2".

@@ -214,7 +214,7 @@ def test_a_killed_data_export_leaves_the_previous_export_whole(tmp_path, capsys,
 def test_a_page_killed_while_written_back_is_not_left_half_written(tmp_path, capsys, monkeypatch, tiny_models):
     from PIL import Image
 
-    from docvlm.predict import writers
+    from docvlm import files
 
     pages = tmp_path / "pages"
     pages.mkdir()
@@ -224,7 +224,7 @@ def test_a_page_killed_while_written_back_is_not_left_half_written(tmp_path, cap
     def killed(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writers.os, "replace", killed)
+    monkeypatch.setattr(files.os, "replace", killed)  # the rename that ends every atomic write
     out = tmp_path / "out"
     assert main(["--quiet", "predict", str(tiny_models["qwen2_vl"]), str(pages), "--output", str(out),
                  "--max-new-tokens", "2"]) == 130

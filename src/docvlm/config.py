@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import os
 import re
 import textwrap
 import types
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from docvlm.errors import ConfigError
+from docvlm.files import write_text_atomic
 
 
 @dataclass
@@ -812,10 +812,7 @@ def config_yaml(config: Config) -> str:
 def save_config(config: Config, path: str | Path) -> None:
     """Write ``config.yaml`` through a temporary file and a rename: every later command reads it,
     so a kill must not leave half of it."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(config_yaml(config), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, config_yaml(config))
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 from docvlm.config import Config, load_config
 from docvlm.errors import ConfigError, OutputError
+from docvlm.files import write_text_atomic
 
 
 PACKAGES = ("docvlm", "torch", "torchvision", "transformers", "peft", "accelerate", "datasets", "tokenizers")
@@ -28,21 +29,6 @@ PACKAGES = ("docvlm", "torch", "torchvision", "transformers", "peft", "accelerat
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temporary file + rename) so a killed run never leaves half a file."""
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename: a kill leaves the
-    old file or the new one whole, never a truncated file that looks complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def replace_dir(staging: Path, target: Path) -> None:

@@ -580,7 +580,7 @@ def per_sample_rows(tuned: SystemScore, base: SystemScore | None = None) -> list
 
 
 def write_per_sample(path: str | Path, rows: list[dict]) -> None:
-    from docvlm.runs import write_text_atomic
+    from docvlm.files import write_text_atomic
 
     path = Path(path)
     try:

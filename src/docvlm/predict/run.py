@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from docvlm.config import DataConfig, DatasetConfig
 from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
+from docvlm.files import atomic_path
 from docvlm.models.lengths import generation_batches
 from docvlm.models.loading import Loaded
 from docvlm.models.prompting import ChatFormat, encode_prompts, generate_answers
@@ -127,12 +127,9 @@ def _file_stem(sample_id: str) -> str:
 
 def write_predictions(rows: Iterable[dict], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as out:
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
     return path
 
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from docvlm.data.layout import (FORMAT_OF_ROOT, LAYOUT_SUFFIXES, index_layout_fo
 from docvlm.data.schema import BadSample, PixelBudget, SkipReport
 from docvlm.data.sources import SampleSet
 from docvlm.errors import DataError
+from docvlm.files import atomic_path
 from docvlm.models.loading import Loaded
 
 log = logging.getLogger(__name__)
@@ -242,16 +242,12 @@ def write_layout(xml: Path, target: Path, predictions: dict[int, tuple[str, floa
         add_page_metadata(root, options)
     else:
         add_alto_processing(root, options)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Through a temporary file and a rename: a killed predict leaves no half-written page.
-    temporary = target.with_name(target.name + ".tmp")
+    standalone = tree.docinfo.standalone
     try:
-        standalone = tree.docinfo.standalone
-        tree.write(str(temporary), xml_declaration=True, encoding="UTF-8",
-                   **({"standalone": standalone} if standalone is not None else {}))
-        os.replace(temporary, target)
+        with atomic_path(target) as temporary:  # a killed predict leaves no half-written page
+            tree.write(str(temporary), xml_declaration=True, encoding="UTF-8",
+                       **({"standalone": standalone} if standalone is not None else {}))
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise DataError(f"cannot write {target}: {error}") from None
     counts.files += 1
 

@@ -20,7 +20,7 @@ from docvlm.evaluate.scoring import METRICS
 from docvlm.report.collect import RunData, flatten, read_predictions, read_run
 from docvlm.report.diff import counts, diff_html, visible
 from docvlm.report.plots import ablation_plot, training_curves
-from docvlm.runs import write_text_atomic
+from docvlm.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

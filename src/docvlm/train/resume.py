@@ -23,7 +23,7 @@ from typing import Any
 
 from docvlm.config import Config, config_yaml, read_yaml, save_config, to_dict
 from docvlm.errors import ConfigError
-from docvlm.runs import write_text_atomic
+from docvlm.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

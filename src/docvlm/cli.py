@@ -150,7 +150,8 @@ def cmd_predict(args, overrides: list[str]) -> int:
     from docvlm.data.sources import load_role
     from docvlm.models.loading import is_run_dir, load_tuned
     from docvlm.models.prompting import ChatFormat, pixel_budget_of
-    from docvlm.predict.run import predict_samples, samples_from_inputs, skip_summary, write_predictions
+    from docvlm.predict.run import (inputs_read, predict_samples, samples_from_inputs, skip_summary,
+                                    write_predictions)
     from docvlm.predict.writers import is_layout_input
     from docvlm.runs import check_output_file, ensure_writable, load_run_config
 
@@ -220,10 +221,7 @@ def cmd_predict(args, overrides: list[str]) -> int:
                            max_batch_visual_tokens=settings.max_batch_visual_tokens)
     write_predictions(rows, output)
     timing = finish_meter(meter, price, output.with_name(output.name + ".timing.json"))
-    counts = skip_summary(samples)
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["skipped"].items())
-    print(f"{len(rows)} predictions written to {output}; {counts['kept']} of {counts['total']} inputs read"
-          + (f", {counts['skipped_total']} skipped ({reasons})" if counts["skipped_total"] else ", none skipped"))
+    print(f"{len(rows)} predictions written to {output}; {inputs_read(skip_summary(samples))}")
     print(timing)
     return 0
 
@@ -338,15 +336,14 @@ def cmd_data(args, overrides: list[str]) -> int:
     cfg = load_config(args.config, overrides)
     if args.action == "export":
         from docvlm.data.export import export_data
+        from docvlm.data.schema import count_line
 
         if not args.output:
             raise DocVLMError("data export needs --output FOLDER")
         ensure_writable(args.output)
         reports = export_data(cfg, Path(args.output), args.format)
         for label, report in reports.items():  # the one-line counts every command prints
-            reasons = ", ".join(f"{reason}: {n}" for reason, n in report["skipped"].items())
-            print(f"{label}: kept {report['kept']} of {report['total']}"
-                  + (f"; skipped {report['skipped_total']} ({reasons})" if report["skipped_total"] else ""))
+            print(count_line(label, report))
         print(f"exported to {args.output} ({args.format})")
         return 0
     from docvlm.datacheck import format_summary, load_tokenizing, run_data_check

@@ -150,14 +150,25 @@ class SkipReport:
 
     def one_line(self, label: str) -> str:
         """``label: kept K of T; skipped S (reason: n, ...)`` for the console."""
-        skipped = sum(self.skipped.values())
-        reasons = ", ".join(f"{reason}: {n}" for reason, n in self.skipped.most_common())
-        return f"{label}: kept {self.kept} of {self.total}" + (f"; skipped {skipped} ({reasons})" if skipped else "")
+        return count_line(label, self.as_dict())
 
     def as_dict(self) -> dict:
         return {"total": self.total, "kept": self.kept, "skipped": dict(self.skipped),
                 "skipped_total": sum(self.skipped.values()), "examples": self.examples,
                 "adjusted": dict(self.adjusted), "unread_files": dict(self.unread_files)}
+
+
+def skip_reasons(skipped: dict[str, int]) -> str:
+    """``reason: n, ...``, the most frequent reason first."""
+    return ", ".join(f"{reason}: {n}" for reason, n in Counter(skipped).most_common())
+
+
+def count_line(label: str, counts: dict) -> str:
+    """``label: kept K of T; skipped S (reason: n, ...)`` from :meth:`SkipReport.as_dict` counts:
+    the one line per split every command prints."""
+    skipped = counts["skipped_total"]
+    return (f"{label}: kept {counts['kept']} of {counts['total']}"
+            + (f"; skipped {skipped} ({skip_reasons(counts['skipped'])})" if skipped else ""))
 
 
 class BadSample(DataError):

@@ -20,7 +20,7 @@ from PIL import Image
 from docvlm.config import DataConfig, DatasetConfig
 from docvlm.data.schema import (BadSample, ImageChecks, LineCrop, PixelBudget, Record, Sample, SkipReport,
                                 check_geometry, check_image_header, crop_line, fit_geometry, open_image,
-                                resolve_inside)
+                                resolve_inside, skip_reasons)
 from docvlm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -439,9 +439,8 @@ def load_split(dataset: DatasetConfig, role: str, data: DataConfig) -> SampleSet
 
 
 def _skip_cause(report: SkipReport) -> str:
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common())
     first = f", e.g. {report.examples[0]}" if report.examples else ""
-    return f"skipped on the way: {reasons}{first}"
+    return f"skipped on the way: {skip_reasons(report.skipped)}{first}"
 
 
 def _unique_ids(records: list[Record], dataset: DatasetConfig, report: SkipReport, on_bad: str) -> list[Record]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from docvlm.config import DataConfig, DatasetConfig
-from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header
+from docvlm.data.schema import BadSample, PixelBudget, Record, SkipReport, check_image_header, skip_reasons
 from docvlm.data.sources import ConcatSampleSet, SampleSet, load_split
 from docvlm.errors import DataError
 from docvlm.files import atomic_path
@@ -209,6 +209,15 @@ def _reference_beside(image: Path, where: str) -> str:
 
 def _concat(parts: list[SampleSet]) -> SampleSet:
     return parts[0] if len(parts) == 1 else ConcatSampleSet(parts)
+
+
+def inputs_read(counts: dict) -> str:
+    """``K of T inputs read, S skipped (reason: n, ...)`` from :func:`skip_summary` counts, as
+    predict prints them (for pages, a file that cannot be read counts as one input: its lines are
+    unknown)."""
+    return f"{counts['kept']} of {counts['total']} inputs read, " + (
+        f"{counts['skipped_total']} skipped ({skip_reasons(counts['skipped'])})" if counts["skipped_total"]
+        else "none skipped")
 
 
 def skip_summary(samples: Any) -> dict:

@@ -648,13 +648,13 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     options = WriteOptions(replace=getattr(args, "replace", False), alto_words=getattr(args, "alto_words", False),
                            keep_words=getattr(args, "keep_words", False), model=_model_name(args.model, cfg))
     from docvlm.predict.latency import finish_meter, start_meter
+    from docvlm.predict.run import inputs_read
 
     meter, price = start_meter(batch_size, args.price_per_hour, cfg)
     summary = predict_pages(loaded, args.inputs, output, prompt, budget, batch_size, max_new_tokens, num_beams,
                             on_bad, options, padding, mask, progress=not getattr(args, "quiet", False), meter=meter,
                             max_batch_visual_tokens=max_batch_visual_tokens)
     timing = finish_meter(meter, price, output / "predictions.jsonl.timing.json")
-    skipped = summary["skips"]["skipped_total"]
     kept = f", {summary['lines_kept']} lines kept their text (use --replace)" if summary["lines_kept"] else ""
     if summary["files_not_written"]:
         kept += f", {summary['files_not_written']} malformed files not written"
@@ -663,17 +663,9 @@ def run_predict_pages(args: Any, loaded: Loaded, cfg: Any, prompt: str, budget: 
     if summary["regions_updated"]:
         kept += f", {summary['regions_updated']} region texts recomputed from their lines"
     print(f"{summary['predictions']} lines transcribed into {summary['files']} files in {output}{kept}; "
-          f"{summary['jsonl']}; {_read_counts(summary['skips'])}")
+          f"{summary['jsonl']}; {inputs_read(summary['skips'])}")
     print(timing)
     return 0
-
-
-def _read_counts(skips: dict) -> str:
-    """``K of T inputs read, S skipped (reason: n, ...)``, as predict on images says it (a file that
-    cannot be read counts as one input: its lines are unknown)."""
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in skips["skipped"].items())
-    return f"{skips['kept']} of {skips['total']} inputs read, " + (
-        f"{skips['skipped_total']} skipped ({reasons})" if skips["skipped_total"] else "none skipped")
 
 
 def _line_settings(cfg: Any) -> tuple[int, bool]:

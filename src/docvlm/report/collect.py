@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from docvlm.config import read_yaml
 from docvlm.errors import ConfigError
 

@@ -17,10 +17,10 @@ from docvlm.config import TextMetricConfig
 from docvlm.errors import ConfigError
 from docvlm.evaluate.metrics import GAP
 from docvlm.evaluate.scoring import METRICS
+from docvlm.files import write_text_atomic
 from docvlm.report.collect import RunData, flatten, read_predictions, read_run
 from docvlm.report.diff import counts, diff_html, visible
 from docvlm.report.plots import ablation_plot, training_curves
-from docvlm.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from docvlm.data.schema import Sample
-from docvlm.models.prompting import IGNORE_INDEX, ChatFormat, TrainingCollator
+from docvlm.models.prompting import ChatFormat, TrainingCollator
 
 
 def with_target(sample: Sample, target: str) -> Sample:
